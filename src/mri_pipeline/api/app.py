@@ -1,0 +1,46 @@
+"""The FastAPI application; domain errors become HTTP answers here and nowhere else."""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, Request, status
+from fastapi.responses import JSONResponse
+
+from mri_pipeline import __version__
+from mri_pipeline.api.routes import orders, worklist
+from mri_pipeline.domain.errors import DomainError
+from mri_pipeline.runtime import Runtime
+from mri_pipeline.services.orders import OrderRejected
+
+log = logging.getLogger(__name__)
+
+
+def create_app(runtime: Runtime) -> FastAPI:
+    app = FastAPI(title="MRI pipeline", version=__version__)
+    app.state.runtime = runtime
+    app.include_router(orders.router)
+    app.include_router(worklist.router)
+
+    @app.get("/health", tags=["health"])
+    def health() -> dict[str, str]:
+        return {"status": "ok", "version": __version__}
+
+    @app.exception_handler(OrderRejected)
+    def order_rejected(_request: Request, exc: OrderRejected) -> JSONResponse:
+        log.info("order rejected problems=%d", len(exc.problems))
+        return JSONResponse(
+            status_code=status.HTTP_422_UNPROCESSABLE_CONTENT,
+            content={
+                "detail": [
+                    {"loc": list(p.location), "msg": p.message, "type": "order_rejected"}
+                    for p in exc.problems
+                ]
+            },
+        )
+
+    @app.exception_handler(DomainError)
+    def domain_error(_request: Request, exc: DomainError) -> JSONResponse:
+        return JSONResponse(status_code=status.HTTP_409_CONFLICT, content={"detail": str(exc)})
+
+    return app

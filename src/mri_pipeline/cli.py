@@ -1,0 +1,297 @@
+"""``mri-pipeline``: the command line of the product."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from datetime import date, time
+from pathlib import Path
+from types import FrameType
+from typing import Annotated
+
+import typer
+import uvicorn
+from rich.console import Console
+from rich.table import Table
+
+from mri_pipeline.config import Settings, get_settings
+from mri_pipeline.dicom.server import DicomServerConfig, start_dicom_server
+from mri_pipeline.domain.errors import DomainError
+from mri_pipeline.domain.yaml_source import SourceError
+from mri_pipeline.runtime import Runtime, build_runtime
+from mri_pipeline.services.demo import load_demo_orders
+from mri_pipeline.services.orders import OrderRejected, OrderRequest, PatientIn, create_order
+from mri_pipeline.services.worklist_files import export_worklist_files, import_worklist_files
+
+app = typer.Typer(help="Lumbar spine MRI pathway: orders, worklist, DICOM.", no_args_is_help=True)
+db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
+order_app = typer.Typer(help="Referrals.", no_args_is_help=True)
+dicom_app = typer.Typer(help="The DICOM server.", no_args_is_help=True)
+worklist_app = typer.Typer(help="Worklist items and files.", no_args_is_help=True)
+api_app = typer.Typer(help="The HTTP API.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(order_app, name="order")
+app.add_typer(dicom_app, name="dicom")
+app.add_typer(worklist_app, name="worklist")
+app.add_typer(api_app, name="api")
+
+console = Console()
+err = Console(stderr=True)
+
+
+def _setup_logging() -> None:
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    logging.getLogger("pynetdicom").setLevel(logging.WARNING)
+
+
+def _runtime(settings: Settings | None = None) -> Runtime:
+    try:
+        return build_runtime(settings or get_settings())
+    except (SourceError, ValueError) as exc:
+        err.print(f"[red]cannot start:[/red] {exc}")
+        raise typer.Exit(2) from exc
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Create or migrate the database schema to the newest revision."""
+    runtime = _runtime()
+    console.print(f"database at newest schema: {runtime.engine.url.render_as_string()}")
+    runtime.close()
+
+
+@order_app.command("create")
+def order_create(
+    patient_id: Annotated[str, typer.Option(help="Patient ID (LO)")],
+    name: Annotated[str, typer.Option(help="Patient name, Family^Given")],
+    indication: Annotated[str, typer.Option(help="Indication code from the catalogue")],
+    birth_date: Annotated[str | None, typer.Option(help="YYYY-MM-DD or YYYYMMDD")] = None,
+    sex: Annotated[str | None, typer.Option(help="M, F or O")] = None,
+    weight_kg: Annotated[float | None, typer.Option()] = None,
+    referring_physician: Annotated[str | None, typer.Option()] = None,
+    red_flag: Annotated[list[str] | None, typer.Option(help="Red-flag code; repeatable")] = None,
+    alert: Annotated[list[str] | None, typer.Option(help="Medical alert; repeatable")] = None,
+    allergy: Annotated[list[str] | None, typer.Option(help="Allergy; repeatable")] = None,
+    details: Annotated[str | None, typer.Option(help="Clinical details")] = None,
+    station: Annotated[str | None, typer.Option(help="MR station AE title")] = None,
+    scheduled_date: Annotated[str | None, typer.Option("--date")] = None,
+    scheduled_time: Annotated[str | None, typer.Option("--time", help="HH:MM")] = None,
+) -> None:
+    """Accept a referral and book its worklist item."""
+    from pydantic import ValidationError
+
+    try:
+        request = OrderRequest(
+            patient=PatientIn.model_validate(
+                {
+                    "patient_id": patient_id,
+                    "name": name,
+                    "birth_date": birth_date,
+                    "sex": sex,
+                    "weight_kg": weight_kg,
+                    "medical_alerts": alert or [],
+                    "allergies": allergy or [],
+                }
+            ),
+            referring_physician=referring_physician,
+            indication=indication,
+            red_flags=red_flag or [],
+            clinical_details=details,
+            station=station,
+            scheduled_date=date.fromisoformat(scheduled_date) if scheduled_date else None,
+            scheduled_time=time.fromisoformat(scheduled_time) if scheduled_time else None,
+        )
+    except (ValidationError, ValueError) as exc:
+        err.print(f"[red]order refused:[/red] {exc}")
+        raise typer.Exit(2) from exc
+    runtime = _runtime()
+    try:
+        with runtime.sessions() as session, session.begin():
+            created = create_order(session, runtime.desk, request)
+    except OrderRejected as exc:
+        for problem in exc.problems:
+            err.print(
+                f"[red]order refused:[/red] {'.'.join(problem.location[1:])}: {problem.message}"
+            )
+        raise typer.Exit(2) from exc
+    finally:
+        runtime.close()
+    console.print(
+        f"accession {created.accession_number}  {created.protocol_code}  {created.priority}  "
+        f"{created.station_ae_title} {created.scheduled_start:%Y-%m-%d %H:%M}"
+    )
+    if created.not_indicated:
+        console.print(f"[yellow]warning:[/yellow] {created.not_indicated}")
+
+
+@worklist_app.command("import")
+def worklist_import(paths: list[Path]) -> None:
+    """Read DICOM worklist files (.wl) into the database; unreadable files are named."""
+    runtime = _runtime()
+    with runtime.sessions() as session, session.begin():
+        report = import_worklist_files(session, paths)
+    runtime.close()
+    console.print(
+        f"imported {len(report.imported)}, updated {len(report.updated)}, "
+        f"failed {len(report.failed)}"
+    )
+    for path, reason in report.failed:
+        err.print(f"[red]{path}[/red]: {reason}")
+    if report.failed:
+        raise typer.Exit(1)
+
+
+@worklist_app.command("export")
+def worklist_export(
+    directory: Path,
+    include_hidden: Annotated[bool, typer.Option(help="Also completed/cancelled")] = False,
+) -> None:
+    """Write worklist items as .wl files."""
+    runtime = _runtime()
+    with runtime.sessions() as session:
+        written = export_worklist_files(session, directory, include_hidden=include_hidden)
+    runtime.close()
+    console.print(f"wrote {len(written)} worklist files to {directory}")
+
+
+@worklist_app.command("list")
+def worklist_list(day: Annotated[str | None, typer.Option("--date")] = None) -> None:
+    """Today's (or a day's) scheduled steps."""
+    from fastapi.testclient import TestClient
+
+    from mri_pipeline.api.app import create_app
+
+    runtime = _runtime()
+    with TestClient(create_app(runtime)) as client:
+        rows = client.get("/api/worklist", params={"date": day} if day else {}).json()
+    runtime.close()
+    table = Table("start", "station", "accession", "patient ID", "protocol", "priority", "status")
+    for row in rows:
+        table.add_row(
+            (row["scheduled_start"] or "")[11:16],
+            row["station_ae_title"],
+            row["accession_number"],
+            row["patient_id"],
+            row["protocol_code"],
+            row["priority"],
+            row["status"],
+        )
+    console.print(table)
+
+
+def _dicom_config(
+    settings: Settings, host: str | None, port: int | None, ae_title: str | None, allow_any_ae: bool
+) -> DicomServerConfig:
+    return DicomServerConfig(
+        ae_title=ae_title or settings.ae_title,
+        host=host or settings.dicom_host,
+        port=port if port is not None else settings.dicom_port,
+        allow_any_ae=allow_any_ae or settings.allow_any_ae,
+        max_associations=settings.max_associations,
+    )
+
+
+def _wait_for_signal() -> None:
+    stop = threading.Event()
+
+    def _handler(_signum: int, _frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGINT, _handler)
+    signal.signal(signal.SIGTERM, _handler)
+    stop.wait()
+
+
+@dicom_app.command("serve")
+def dicom_serve(
+    host: Annotated[str | None, typer.Option()] = None,
+    port: Annotated[int | None, typer.Option()] = None,
+    ae_title: Annotated[str | None, typer.Option()] = None,
+    allow_any_ae: Annotated[bool, typer.Option("--allow-any-ae")] = False,
+) -> None:
+    """Serve Verification and Modality Worklist FIND until interrupted."""
+    _setup_logging()
+    runtime = _runtime()
+    config = _dicom_config(runtime.settings, host, port, ae_title, allow_any_ae)
+    server = start_dicom_server(config, runtime.nodes, runtime.finder)
+    console.print(f"worklist SCP {config.ae_title} on {config.host}:{config.port}", highlight=False)
+    try:
+        _wait_for_signal()
+    finally:
+        server.shutdown()
+        runtime.close()
+
+
+@api_app.command("serve")
+def api_serve(
+    host: Annotated[str | None, typer.Option()] = None,
+    port: Annotated[int | None, typer.Option()] = None,
+) -> None:
+    """Serve the HTTP API until interrupted."""
+    from mri_pipeline.api.app import create_app
+
+    _setup_logging()
+    runtime = _runtime()
+    try:
+        uvicorn.run(
+            create_app(runtime),
+            host=host or runtime.settings.api_host,
+            port=port or runtime.settings.api_port,
+            log_level="info",
+        )
+    finally:
+        runtime.close()
+
+
+@app.command("up")
+def up(
+    demo: Annotated[bool, typer.Option("--demo", help="Book today's demo referrals")] = False,
+    allow_any_ae: Annotated[bool, typer.Option("--allow-any-ae")] = False,
+) -> None:
+    """Start the whole system (API and DICOM server) until Ctrl-C."""
+    from mri_pipeline.api.app import create_app
+
+    _setup_logging()
+    runtime = _runtime()
+    settings = runtime.settings
+    if demo:
+        try:
+            with runtime.sessions() as session, session.begin():
+                booked = load_demo_orders(session, runtime.desk, settings.demo_orders_file)
+        except (OrderRejected, DomainError, SourceError) as exc:
+            err.print(f"[red]demo orders refused:[/red] {exc}")
+            raise typer.Exit(2) from exc
+        console.print(
+            f"demo: booked {len(booked)} referrals for today"
+            if booked
+            else "demo: today's referrals already booked"
+        )
+    config = _dicom_config(settings, None, None, None, allow_any_ae)
+    server = start_dicom_server(config, runtime.nodes, runtime.finder)
+    shown_host = "127.0.0.1" if config.host == "0.0.0.0" else config.host
+    api_url = f"http://{settings.api_host}:{settings.api_port}"
+    console.print(
+        "\n".join(
+            [
+                "[bold]MRI pipeline is up[/bold]",
+                f"  API                 {api_url}/docs",
+                f"  worklist (JSON)     {api_url}/api/worklist",
+                f"  health              {api_url}/health",
+                f"  DICOM worklist AE   {config.ae_title} @ {shown_host}:{config.port}",
+                f"  try: findscu -W -aec {config.ae_title} {shown_host} {config.port} "
+                "-k 0010,0010 -k 0010,0020 -k 0008,0050 -k '0040,0100[0].0040,0001=MRI1'",
+                "  Ctrl-C stops everything.",
+            ]
+        ),
+        highlight=False,
+    )
+    try:
+        uvicorn.run(
+            create_app(runtime), host=settings.api_host, port=settings.api_port, log_level="warning"
+        )
+    finally:
+        server.shutdown()
+        runtime.close()

@@ -1,0 +1,47 @@
+"""The one settings object of the application (environment prefix ``MRI_PIPELINE_``)."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Everything that differs between a laptop demo, CI and a department."""
+
+    model_config = SettingsConfigDict(env_prefix="MRI_PIPELINE_", env_file=None)
+
+    var_dir: Path = Path("var")
+    database_url: str = ""  # empty: SQLite (WAL) at var/mri_pipeline.db
+    nodes_file: Path = Path("dicom_nodes/nodes.yaml")
+    protocols_file: Path = Path("worklist/protocols.yaml")
+    demo_orders_file: Path = Path("worklist/demo_orders.yaml")
+
+    clinic_timezone: str = "Europe/London"
+    uid_root: str = Field(default="2.25", description="UID root; 2.25 derives UIDs from UUIDs")
+    accession_prefix: str = Field(default="LSP", max_length=6)
+    working_day_start: str = "07:00"
+    working_day_end: str = "21:00"
+
+    ae_title: str = Field(default="LSP_RIS", max_length=16)
+    dicom_host: str = "0.0.0.0"
+    dicom_port: int = 11112
+    allow_any_ae: bool = False
+    max_associations: int = 64
+    mwl_max_results: int = 2000
+
+    api_host: str = "127.0.0.1"
+    api_port: int = 8000
+
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.var_dir / 'mri_pipeline.db').as_posix()}"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,149 @@
+"""Our Application Entity: Verification and Modality Worklist FIND.
+
+Handlers stay thin: decode the request, ask the worklist service, encode the answer.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from pydicom.dataset import Dataset
+from pynetdicom import AE, evt
+from sqlalchemy.exc import SQLAlchemyError
+
+from mri_pipeline.dicom.charset import set_response_charset
+from mri_pipeline.domain.errors import InvalidQuery
+from mri_pipeline.domain.mwl_response import build_response
+from mri_pipeline.domain.nodes import NodeTable
+from mri_pipeline.services.worklist import TooManyMatches, WorklistFinder
+
+log = logging.getLogger(__name__)
+
+VERIFICATION = "1.2.840.10008.1.1"
+MODALITY_WORKLIST_FIND = "1.2.840.10008.5.1.4.31"
+
+STATUS_SUCCESS = 0x0000
+STATUS_PENDING = 0xFF00
+STATUS_PENDING_WARNING = 0xFF01  # optional keys not supported
+STATUS_CANCEL = 0xFE00
+STATUS_OUT_OF_RESOURCES = 0xA700
+STATUS_IDENTIFIER_MISMATCH = 0xA900
+STATUS_UNABLE_TO_PROCESS = 0xC001
+STATUS_UNABLE_TO_DECODE = 0xC310
+
+
+def failure(status: int, comment: str) -> Dataset:
+    answer = Dataset()
+    answer.Status = status
+    answer.ErrorComment = comment[:64]
+    return answer
+
+
+@dataclass
+class DicomServerConfig:
+    ae_title: str
+    host: str
+    port: int
+    allow_any_ae: bool
+    max_associations: int
+
+
+class WorklistHandlers:
+    """Event handlers bound to one AE."""
+
+    def __init__(self, finder: WorklistFinder, nodes: NodeTable) -> None:
+        self._finder = finder
+        self._nodes = nodes
+
+    def _peer_charset(self, ae_title: str) -> str:
+        node = self._nodes.get(ae_title)
+        return node.character_set if node is not None else "ISO_IR 192"
+
+    def on_echo(self, event: Any) -> int:
+        return STATUS_SUCCESS
+
+    def on_find(self, event: Any) -> Iterator[tuple[int | Dataset, Dataset | None]]:
+        calling = str(event.assoc.requestor.ae_title).strip()
+        try:
+            identifier: Dataset = event.identifier
+            # Touch every element now so a malformed value fails here, not mid-matching.
+            for _element in identifier.iterall():
+                pass
+        except Exception as exc:  # pydicom raises many types on a bad encoding
+            log.warning("C-FIND identifier not decodable calling_ae=%s error=%s", calling, exc)
+            yield failure(STATUS_UNABLE_TO_DECODE, "identifier could not be decoded"), None
+            return
+        try:
+            answer = self._finder.find(identifier)
+        except InvalidQuery as exc:
+            log.warning("C-FIND refused calling_ae=%s reason=%s", calling, exc)
+            yield failure(STATUS_IDENTIFIER_MISMATCH, str(exc)), None
+            return
+        except TooManyMatches as exc:
+            log.warning("C-FIND refused calling_ae=%s matches=%d", calling, exc.count)
+            yield failure(STATUS_OUT_OF_RESOURCES, str(exc)), None
+            return
+        except SQLAlchemyError:
+            log.exception("C-FIND failed on the database calling_ae=%s", calling)
+            yield failure(STATUS_UNABLE_TO_PROCESS, "worklist database unavailable"), None
+            return
+        pending = STATUS_PENDING_WARNING if answer.unsupported else STATUS_PENDING
+        charset = self._peer_charset(calling)
+        log.info(
+            "C-FIND calling_ae=%s matches=%d unsupported_keys=%d",
+            calling,
+            len(answer.items),
+            len(answer.unsupported),
+        )
+        for item in answer.items:
+            if event.is_cancelled:
+                log.info("C-FIND cancelled calling_ae=%s", calling)
+                yield STATUS_CANCEL, None
+                return
+            yield pending, set_response_charset(build_response(identifier, item), charset)
+
+    def on_rejected(self, event: Any) -> None:
+        log.warning("association rejected calling_ae=%s", event.assoc.requestor.ae_title)
+
+
+def build_ae(config: DicomServerConfig, nodes: NodeTable) -> AE:
+    ae = AE(ae_title=config.ae_title)
+    ae.add_supported_context(VERIFICATION)
+    ae.add_supported_context(MODALITY_WORKLIST_FIND)
+    ae.maximum_associations = config.max_associations
+    ae.network_timeout = 30
+    ae.dimse_timeout = 30
+    ae.acse_timeout = 30
+    if config.allow_any_ae:
+        ae.require_called_aet = False
+        ae.require_calling_aet = []
+    else:
+        ae.require_called_aet = True
+        ae.require_calling_aet = nodes.ae_titles
+    return ae
+
+
+def start_dicom_server(config: DicomServerConfig, nodes: NodeTable, finder: WorklistFinder) -> Any:
+    """Start the server in background threads; the caller stops it with ``.shutdown()``."""
+    handlers = WorklistHandlers(finder, nodes)
+    ae = build_ae(config, nodes)
+    server = ae.start_server(
+        (config.host, config.port),
+        block=False,
+        evt_handlers=[
+            (evt.EVT_C_ECHO, handlers.on_echo),
+            (evt.EVT_C_FIND, handlers.on_find),
+            (evt.EVT_REJECTED, handlers.on_rejected),
+        ],
+    )
+    log.info(
+        "DICOM server listening ae_title=%s host=%s port=%d allow_any_ae=%s",
+        config.ae_title,
+        config.host,
+        config.port,
+        config.allow_any_ae,
+    )
+    return server

@@ -1,0 +1,1 @@
+"""Pure rules of the pathway: no I/O, nothing of the project imported."""

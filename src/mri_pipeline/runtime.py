@@ -1,0 +1,61 @@
+"""Builds the running system from ``Settings``: database, reference data, services."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, time
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from mri_pipeline.config import Settings
+from mri_pipeline.db.engine import make_engine, make_session_factory
+from mri_pipeline.db.migrate import upgrade
+from mri_pipeline.domain.nodes import NodeTable
+from mri_pipeline.domain.protocols import Catalogue
+from mri_pipeline.services.orders import Clock, OrderDesk
+from mri_pipeline.services.reference import load_catalogue, load_node_table
+from mri_pipeline.services.worklist import WorklistFinder
+
+
+def system_clock() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    engine: Engine
+    sessions: sessionmaker[Session]
+    catalogue: Catalogue
+    nodes: NodeTable
+    desk: OrderDesk
+    finder: WorklistFinder
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+
+def build_runtime(
+    settings: Settings, *, clock: Clock = system_clock, migrate: bool = True
+) -> Runtime:
+    """Reference files are validated first, so a bad file stops start-up before anything runs."""
+    catalogue = load_catalogue(settings.protocols_file)
+    nodes = load_node_table(settings.nodes_file)
+    engine = make_engine(settings.resolved_database_url())
+    if migrate:
+        upgrade(engine)
+    sessions = make_session_factory(engine)
+    desk = OrderDesk(
+        catalogue=catalogue,
+        nodes=nodes,
+        clinic_timezone=ZoneInfo(settings.clinic_timezone),
+        uid_root=settings.uid_root,
+        accession_prefix=settings.accession_prefix,
+        day_start=time.fromisoformat(settings.working_day_start),
+        day_end=time.fromisoformat(settings.working_day_end),
+        clock=clock,
+    )
+    finder = WorklistFinder(sessions, max_results=settings.mwl_max_results)
+    return Runtime(settings, engine, sessions, catalogue, nodes, desk, finder)

@@ -1,0 +1,1 @@
+"""Use cases: orders, worklist, and later workflow, ingest and routing."""

@@ -1,0 +1,77 @@
+"""Shared fixtures: settings, databases (SQLite always, PostgreSQL when configured), clock."""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from mri_pipeline.config import Settings
+from mri_pipeline.runtime import Runtime, build_runtime
+
+ROOT = Path(__file__).resolve().parents[1]
+POSTGRES_URL = os.environ.get("MRI_PIPELINE_TEST_DATABASE_URL", "")
+BACKENDS = ["sqlite"] + (["postgresql"] if POSTGRES_URL else [])
+
+# Monday 2 March 2026, 08:00 in London (GMT): the tests' "now".
+FIXED_NOW = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
+
+
+def fixed_clock() -> datetime:
+    return FIXED_NOW
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@pytest.fixture(params=BACKENDS)
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh, empty database: a SQLite file, or a new schema in the test PostgreSQL."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'test.db'}"
+        return
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE SCHEMA "{schema}"'))
+    url = make_url(POSTGRES_URL).update_query_dict({"options": f"-csearch_path={schema}"})
+    try:
+        yield url.render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
+@pytest.fixture
+def settings(database_url: str, tmp_path: Path) -> Settings:
+    return Settings(
+        database_url=database_url,
+        var_dir=tmp_path,
+        protocols_file=ROOT / "worklist/protocols.yaml",
+        nodes_file=ROOT / "dicom_nodes/nodes.yaml",
+        demo_orders_file=ROOT / "worklist/demo_orders.yaml",
+        clinic_timezone="Europe/London",
+        dicom_host="127.0.0.1",
+        dicom_port=free_port(),
+    )
+
+
+@pytest.fixture
+def runtime(settings: Settings) -> Iterator[Runtime]:
+    built = build_runtime(settings, clock=fixed_clock)
+    try:
+        yield built
+    finally:
+        built.close()

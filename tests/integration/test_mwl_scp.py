@@ -1,0 +1,277 @@
+"""The worklist SCP against real peers: DCMTK findscu/echoscu and a pynetdicom console."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pydicom.dataset import Dataset
+from pydicom.sequence import Sequence
+from pynetdicom import AE
+from pynetdicom.sop_class import ModalityWorklistInformationFind
+
+from mri_pipeline.db.models import ScheduledStep
+from mri_pipeline.dicom.server import DicomServerConfig, start_dicom_server
+from mri_pipeline.runtime import Runtime
+from mri_pipeline.services.orders import OrderRequest, PatientIn, create_order
+from mri_pipeline.services.worklist import record_status
+from tests.integration.dcmtk import echoscu, findscu
+
+TODAY = "20260302"
+USUAL_KEYS = [
+    "0010,0010",
+    "0010,0020",
+    "0010,0030",
+    "0010,0040",
+    "0008,0050",
+    "0020,000D",
+    "0040,1001",
+    "0032,1060",
+    "(0040,0100)[0].0040,0001=MRI1",
+    f"(0040,0100)[0].0040,0002={TODAY}",
+    "(0040,0100)[0].0040,0003",
+    "(0040,0100)[0].0008,0060=MR",
+    "(0040,0100)[0].0040,0009",
+    "(0040,0100)[0].0040,0007",
+]
+
+
+def book(runtime: Runtime, patient_id: str, name: str, station: str, **extra: Any) -> str:
+    request = OrderRequest(
+        patient=PatientIn(patient_id=patient_id, name=name, birth_date="1970-01-01", sex="M"),
+        indication=extra.pop("indication", "radiculopathy"),
+        station=station,
+        **extra,
+    )
+    with runtime.sessions() as session, session.begin():
+        return create_order(session, runtime.desk, request).accession_number
+
+
+def serve(runtime: Runtime, *, allow_any_ae: bool = False) -> Any:
+    config = DicomServerConfig(
+        ae_title=runtime.settings.ae_title,
+        host="127.0.0.1",
+        port=runtime.settings.dicom_port,
+        allow_any_ae=allow_any_ae,
+        max_associations=32,
+    )
+    return start_dicom_server(config, runtime.nodes, runtime.finder)
+
+
+@pytest.fixture
+def scp(runtime: Runtime) -> Iterator[int]:
+    server = serve(runtime)
+    try:
+        yield runtime.settings.dicom_port
+    finally:
+        server.shutdown()
+
+
+@pytest.fixture
+def booked(runtime: Runtime) -> dict[str, str]:
+    return {
+        "mueller": book(runtime, "PID0001", "Müller^Hans", "MRI1"),
+        "dvorak": book(runtime, "PID0002", "Dvořák^Antonín", "MRI2"),
+        "smith": book(runtime, "PID0003", "Smith^John", "MRI1"),
+    }
+
+
+def test_echoscu_gets_verification_success(scp: int) -> None:
+    done = echoscu(scp)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_console_query_returns_exactly_the_requested_keys(
+    scp: int, booked: dict[str, str], tmp_path: Path
+) -> None:
+    result = findscu(scp, USUAL_KEYS, tmp_path)
+    assert result.returncode == 0, result.output
+    accessions = sorted(str(r.AccessionNumber) for r in result.responses)
+    assert accessions == sorted([booked["mueller"], booked["smith"]])
+    requested = {
+        "PatientName",
+        "PatientID",
+        "PatientBirthDate",
+        "PatientSex",
+        "AccessionNumber",
+        "StudyInstanceUID",
+        "RequestedProcedureID",
+        "RequestedProcedureDescription",
+        "ScheduledProcedureStepSequence",
+        "SpecificCharacterSet",
+    }
+    for response in result.responses:
+        assert set(response.dir()) <= requested
+        step = response.ScheduledProcedureStepSequence[0]
+        assert set(step.dir()) == {
+            "ScheduledStationAETitle",
+            "ScheduledProcedureStepStartDate",
+            "ScheduledProcedureStepStartTime",
+            "Modality",
+            "ScheduledProcedureStepID",
+            "ScheduledProcedureStepDescription",
+        }
+        assert step.ScheduledStationAETitle == "MRI1"
+        assert step.ScheduledProcedureStepDescription.startswith("LSP-RAD")
+
+
+def test_utf8_names_come_back_with_their_character_set(
+    scp: int, booked: dict[str, str], tmp_path: Path
+) -> None:
+    result = findscu(scp, ["0010,0010=müller*", "0008,0050"], tmp_path)
+    assert result.returncode == 0, result.output
+    assert len(result.responses) == 1
+    response = result.responses[0]
+    assert response.SpecificCharacterSet == "ISO_IR 192"
+    assert str(response.PatientName) == "Müller^Hans"
+
+
+def test_ascii_only_answers_carry_no_character_set(
+    scp: int, booked: dict[str, str], tmp_path: Path
+) -> None:
+    result = findscu(scp, ["0010,0010=SMITH*", "0010,0020"], tmp_path)
+    assert [str(r.PatientID) for r in result.responses] == ["PID0003"]
+    assert "SpecificCharacterSet" not in result.responses[0]
+
+
+def test_a_latin1_console_gets_latin1_with_other_letters_transliterated(
+    runtime: Runtime, booked: dict[str, str]
+) -> None:
+    server = serve(runtime)
+    try:
+        answers = pynetdicom_find(runtime.settings.dicom_port, "MRI2", name_query("*"))
+    finally:
+        server.shutdown()
+    names = {str(ds.PatientName): ds.get("SpecificCharacterSet") for _status, ds in answers if ds}
+    assert names["Müller^Hans"] == "ISO_IR 100"
+    assert "Dvorak^Antonin" in names
+
+
+def test_an_unknown_calling_ae_is_rejected(
+    scp: int, booked: dict[str, str], tmp_path: Path
+) -> None:
+    result = findscu(scp, ["0010,0010"], tmp_path, calling="ROGUE")
+    assert result.returncode != 0
+    assert "Rejected" in result.output or "rejected" in result.output
+    assert result.responses == []
+    assert echoscu(scp, calling="ROGUE").returncode != 0
+
+
+def test_a_wrong_called_ae_is_rejected(scp: int, tmp_path: Path) -> None:
+    result = findscu(scp, ["0010,0010"], tmp_path, called="SOMEONE_ELSE")
+    assert result.returncode != 0
+    assert "Rejected" in result.output or "rejected" in result.output
+
+
+def test_allow_any_ae_lets_an_unknown_console_query(
+    runtime: Runtime, booked: dict[str, str], tmp_path: Path
+) -> None:
+    server = serve(runtime, allow_any_ae=True)
+    try:
+        result = findscu(runtime.settings.dicom_port, ["0010,0020"], tmp_path, calling="ROGUE")
+    finally:
+        server.shutdown()
+    assert result.returncode == 0, result.output
+    assert len(result.responses) == 3
+
+
+def test_completed_and_cancelled_steps_are_hidden_unless_status_is_a_key(
+    runtime: Runtime, scp: int, booked: dict[str, str], tmp_path: Path
+) -> None:
+    with runtime.sessions() as session, session.begin():
+        step = session.query(ScheduledStep).filter_by(accession_number=booked["smith"]).one()
+        record_status(session, step, "COMPLETED", at=datetime.now(UTC))
+    broad = findscu(scp, ["0008,0050", "(0040,0100)[0].0040,0001=MRI1"], tmp_path)
+    assert [str(r.AccessionNumber) for r in broad.responses] == [booked["mueller"]]
+    by_status = findscu(scp, ["0008,0050", "(0040,0100)[0].0040,0020=COMPLETED"], tmp_path)
+    assert [str(r.AccessionNumber) for r in by_status.responses] == [booked["smith"]]
+
+
+def test_departed_is_hidden_from_broad_queries_but_shown_to_patient_queries(
+    runtime: Runtime, scp: int, booked: dict[str, str], tmp_path: Path
+) -> None:
+    with runtime.sessions() as session, session.begin():
+        step = session.query(ScheduledStep).filter_by(accession_number=booked["smith"]).one()
+        record_status(session, step, "DEPARTED", at=datetime.now(UTC))
+    broad = findscu(scp, ["0008,0050", "(0040,0100)[0].0040,0001=MRI1"], tmp_path)
+    assert booked["smith"] not in [str(r.AccessionNumber) for r in broad.responses]
+    patient = findscu(scp, ["0008,0050", "0010,0020=PID0003"], tmp_path)
+    assert [str(r.AccessionNumber) for r in patient.responses] == [booked["smith"]]
+
+
+def name_query(name: str) -> Dataset:
+    query = Dataset()
+    query.PatientName = name
+    query.PatientID = ""
+    query.AccessionNumber = ""
+    return query
+
+
+def pynetdicom_find(port: int, calling: str, query: Dataset) -> list[tuple[int, Dataset | None]]:
+    ae = AE(ae_title=calling)
+    ae.add_requested_context(ModalityWorklistInformationFind)
+    assoc = ae.associate("127.0.0.1", port, ae_title="LSP_RIS")
+    assert assoc.is_established
+    try:
+        return [
+            (int(status.Status), identifier)
+            for status, identifier in assoc.send_c_find(query, ModalityWorklistInformationFind)
+            if status
+        ]
+    finally:
+        assoc.release()
+
+
+def test_two_step_items_in_the_query_get_a900_and_the_server_keeps_serving(
+    scp: int, booked: dict[str, str], tmp_path: Path
+) -> None:
+    query = name_query("")
+    query.ScheduledProcedureStepSequence = Sequence([Dataset(), Dataset()])
+    query.ScheduledProcedureStepSequence[0].Modality = "MR"
+    answers = pynetdicom_find(scp, "FINDSCU", query)
+    assert [status for status, _ in answers] == [0xA900]
+    assert len(findscu(scp, ["0010,0020"], tmp_path).responses) == 3
+
+
+def test_a_malformed_date_key_gets_a_failure_status_not_a_crash(
+    scp: int, booked: dict[str, str], tmp_path: Path
+) -> None:
+    query = name_query("")
+    step = Dataset()
+    step.ScheduledProcedureStepStartDate = "2026-03-02"
+    query.ScheduledProcedureStepSequence = Sequence([step])
+    answers = pynetdicom_find(scp, "FINDSCU", query)
+    assert [status for status, _ in answers] == [0xA900]
+    assert len(findscu(scp, ["0010,0020"], tmp_path).responses) == 3
+
+
+def test_a_value_in_an_unsupported_key_gives_ff01_pending(scp: int, booked: dict[str, str]) -> None:
+    query = name_query("Smith*")
+    query.add_new(0x00091010, "LO", "vendor key")
+    answers = pynetdicom_find(scp, "FINDSCU", query)
+    assert [status for status, _ in answers] == [0xFF01, 0x0000]
+
+
+def test_c_cancel_stops_the_answers_with_fe00(runtime: Runtime, scp: int) -> None:
+    for n in range(12):
+        book(runtime, f"C{n:03d}", f"Cancel^{n}", "MRI1")
+    ae = AE(ae_title="FINDSCU")
+    ae.add_requested_context(ModalityWorklistInformationFind)
+    assoc = ae.associate("127.0.0.1", scp, ae_title="LSP_RIS")
+    assert assoc.is_established
+    statuses = []
+    try:
+        responses = assoc.send_c_find(
+            name_query("Cancel*"), ModalityWorklistInformationFind, msg_id=7
+        )
+        for status, _identifier in responses:
+            statuses.append(int(status.Status))
+            if len(statuses) == 1:
+                assoc.send_c_cancel(7, None)
+    finally:
+        assoc.release()
+    assert statuses[-1] == 0xFE00
+    assert len(statuses) < 13
