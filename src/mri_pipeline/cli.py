@@ -12,6 +12,7 @@ from typing import Annotated
 
 import typer
 import uvicorn
+from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
@@ -22,6 +23,7 @@ from mri_pipeline.domain.yaml_source import SourceError
 from mri_pipeline.runtime import Runtime, build_runtime
 from mri_pipeline.services.demo import load_demo_orders
 from mri_pipeline.services.orders import OrderRejected, OrderRequest, PatientIn, create_order
+from mri_pipeline.services.worklist import steps_of_day
 from mri_pipeline.services.worklist_files import export_worklist_files, import_worklist_files
 
 app = typer.Typer(help="Lumbar spine MRI pathway: orders, worklist, DICOM.", no_args_is_help=True)
@@ -81,8 +83,6 @@ def order_create(
     scheduled_time: Annotated[str | None, typer.Option("--time", help="HH:MM")] = None,
 ) -> None:
     """Accept a referral and book its worklist item."""
-    from pydantic import ValidationError
-
     try:
         request = OrderRequest(
             patient=PatientIn.model_validate(
@@ -160,25 +160,21 @@ def worklist_export(
 @worklist_app.command("list")
 def worklist_list(day: Annotated[str | None, typer.Option("--date")] = None) -> None:
     """Today's (or a day's) scheduled steps."""
-    from fastapi.testclient import TestClient
-
-    from mri_pipeline.api.app import create_app
-
     runtime = _runtime()
-    with TestClient(create_app(runtime)) as client:
-        rows = client.get("/api/worklist", params={"date": day} if day else {}).json()
-    runtime.close()
+    wanted = date.fromisoformat(day) if day else runtime.desk.local_now().date()
     table = Table("start", "station", "accession", "patient ID", "protocol", "priority", "status")
-    for row in rows:
-        table.add_row(
-            (row["scheduled_start"] or "")[11:16],
-            row["station_ae_title"],
-            row["accession_number"],
-            row["patient_id"],
-            row["protocol_code"],
-            row["priority"],
-            row["status"],
-        )
+    with runtime.sessions() as session:
+        for step in steps_of_day(session, wanted):
+            table.add_row(
+                f"{step.start_at:%H:%M}" if step.start_at else "",
+                step.station_ae_title,
+                step.accession_number,
+                step.patient_id,
+                step.procedure.protocol_code,
+                step.procedure.priority,
+                step.status,
+            )
+    runtime.close()
     console.print(table)
 
 

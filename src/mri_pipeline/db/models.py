@@ -46,7 +46,7 @@ class RequestedProcedure(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     accession_number: Mapped[str] = mapped_column(String(16), unique=True)
     requested_procedure_id: Mapped[str] = mapped_column(String(16), index=True)
-    study_instance_uid: Mapped[str] = mapped_column(String(64), unique=True)
+    study_instance_uid: Mapped[str] = mapped_column(String(64), index=True)
     patient_pk: Mapped[int] = mapped_column(ForeignKey("patients.id"), index=True)
     referring_physician: Mapped[str | None] = mapped_column(String(324))
     indication: Mapped[str | None] = mapped_column(String(64))

@@ -6,6 +6,7 @@ Handlers stay thin: decode the request, ask the worklist service, encode the ans
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -33,6 +34,23 @@ STATUS_OUT_OF_RESOURCES = 0xA700
 STATUS_IDENTIFIER_MISMATCH = 0xA900
 STATUS_UNABLE_TO_PROCESS = 0xC001
 STATUS_UNABLE_TO_DECODE = 0xC310
+
+
+# pynetdicom's DUL thread reads the socket only when it has nothing left to send, so a
+# C-CANCEL behind a long answer would be read after the last response. Every so many
+# responses we let the send queue drain so an incoming C-CANCEL is read in time.
+CANCEL_CHECK_EVERY = 32
+
+
+def let_peer_speak(assoc: Any, timeout: float = 2.0) -> None:
+    """Wait until our queued responses are on the wire, then give the reader a moment."""
+    queue = getattr(getattr(assoc, "dul", None), "to_provider_queue", None)
+    if queue is None:
+        return
+    deadline = time.monotonic() + timeout
+    while not queue.empty() and time.monotonic() < deadline:
+        time.sleep(0.0005)
+    time.sleep(0.002)
 
 
 def failure(status: int, comment: str) -> Dataset:
@@ -98,7 +116,9 @@ class WorklistHandlers:
             len(answer.items),
             len(answer.unsupported),
         )
-        for item in answer.items:
+        for index, item in enumerate(answer.items):
+            if index and index % CANCEL_CHECK_EVERY == 0:
+                let_peer_speak(event.assoc)
             if event.is_cancelled:
                 log.info("C-FIND cancelled calling_ae=%s", calling)
                 yield STATUS_CANCEL, None

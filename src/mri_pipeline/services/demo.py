@@ -34,4 +34,17 @@ def load_demo_orders(session: Session, desk: OrderDesk, path: Path) -> list[Crea
     ).scalar_one()
     if already:
         return []
-    return [create_order(session, desk, order) for order in demo.orders]
+    # Booked across today's working day whatever the hour, so the demo always shows a day.
+    stations = [node.ae_title for node in desk.nodes.scanners("MR")]
+    created = []
+    for index, order in enumerate(demo.orders):
+        start = today.replace(hour=desk.day_start.hour) + timedelta(minutes=45 * (index // 2))
+        booked = order.model_copy(
+            update={
+                "station": order.station or stations[index % len(stations)],
+                "scheduled_date": today.date(),
+                "scheduled_time": start.time(),
+            }
+        )
+        created.append(create_order(session, desk, booked))
+    return created

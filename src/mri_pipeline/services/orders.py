@@ -164,7 +164,9 @@ def create_order(session: Session, desk: OrderDesk, request: OrderRequest) -> Cr
     try:
         choice = choose_protocol(desk.catalogue, request.indication, request.red_flags)
     except DomainError as exc:
-        field = "red_flags" if request.indication in desk.catalogue.indications else "indication"
+        field = (
+            "red_flags" if request.indication in desk.catalogue.indication_codes else "indication"
+        )
         problems.append(FieldProblem(("body", field), str(exc)))
 
     scanners = desk.nodes.scanners("MR")

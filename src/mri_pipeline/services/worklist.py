@@ -7,14 +7,14 @@ import threading
 from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime, time, timedelta
 
 from pydicom.dataset import Dataset
 from pydicom.tag import BaseTag
 from sqlalchemy import Select, or_, select
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session, joinedload, sessionmaker
 
-from mri_pipeline.db.models import ScheduledStep
+from mri_pipeline.db.models import RequestedProcedure, ScheduledStep
 from mri_pipeline.domain.matching import matches, unsupported_keys
 from mri_pipeline.domain.worklist_item import with_status
 from mri_pipeline.domain.worklist_query import WorklistQuery, read_query, visible
@@ -173,3 +173,21 @@ def record_status(session: Session, step: ScheduledStep, status: str, *, at: dat
     step.dataset_json = item.to_json()
     step.revision += 1
     step.updated_at = at
+
+
+def steps_of_day(
+    session: Session, day: date, *, station: str | None = None, status: str | None = None
+) -> list[ScheduledStep]:
+    """The steps starting on ``day`` (clinic-local), with order and patient loaded."""
+    statement = (
+        select(ScheduledStep)
+        .options(joinedload(ScheduledStep.procedure).joinedload(RequestedProcedure.patient))
+        .where(ScheduledStep.start_at >= datetime.combine(day, time.min))
+        .where(ScheduledStep.start_at < datetime.combine(day + timedelta(days=1), time.min))
+        .order_by(ScheduledStep.start_at, ScheduledStep.id)
+    )
+    if station is not None:
+        statement = statement.where(ScheduledStep.station_ae_title == station)
+    if status is not None:
+        statement = statement.where(ScheduledStep.status == status)
+    return list(session.execute(statement).scalars().all())

@@ -13,6 +13,7 @@ from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.errors import InvalidDicomError
 from pydicom.uid import UID, ExplicitVRLittleEndian, generate_uid
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from mri_pipeline.db.models import Patient, RequestedProcedure, ScheduledStep
@@ -168,9 +169,14 @@ def import_worklist_files(session: Session, paths: list[Path]) -> ImportReport:
             item = read_worklist_file(path)
             with session.begin_nested():
                 key, is_new = store_item(session, item, source="import")
+                session.flush()
         except UnusableWorklistFile as exc:
             log.warning("worklist file refused file=%s reason=%s", path, exc)
             report.failed.append((str(path), str(exc)))
+            continue
+        except IntegrityError as exc:
+            log.warning("worklist file conflicts file=%s error=%s", path, exc.orig)
+            report.failed.append((str(path), "conflicts with an item already stored"))
             continue
         (report.imported if is_new else report.updated).append(key)
         log.info("worklist file imported file=%s item=%s new=%s", path, key, is_new)

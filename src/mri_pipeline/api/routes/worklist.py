@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query
 from pydantic import BaseModel
-from sqlalchemy import select
-from sqlalchemy.orm import joinedload
 
 from mri_pipeline.api.deps import RuntimeDep, SessionDep
-from mri_pipeline.db.models import RequestedProcedure, ScheduledStep
 from mri_pipeline.domain.steps import StepStatus
+from mri_pipeline.services.worklist import steps_of_day
 
 router = APIRouter(prefix="/api/worklist", tags=["worklist"])
 
@@ -48,18 +46,9 @@ def list_worklist(
         raise HTTPException(422, detail=f"unknown station {station!r}")
     zone = runtime.desk.clinic_timezone
     day = day or runtime.desk.local_now().date()
-    statement = (
-        select(ScheduledStep)
-        .options(joinedload(ScheduledStep.procedure).joinedload(RequestedProcedure.patient))
-        .where(ScheduledStep.start_at >= datetime.combine(day, time.min))
-        .where(ScheduledStep.start_at < datetime.combine(day + timedelta(days=1), time.min))
-        .order_by(ScheduledStep.start_at, ScheduledStep.id)
+    steps = steps_of_day(
+        session, day, station=station, status=status.value if status is not None else None
     )
-    if station is not None:
-        statement = statement.where(ScheduledStep.station_ae_title == station)
-    if status is not None:
-        statement = statement.where(ScheduledStep.status == status.value)
-    steps = session.execute(statement).scalars().all()
     return [
         WorklistEntry(
             accession_number=step.accession_number,

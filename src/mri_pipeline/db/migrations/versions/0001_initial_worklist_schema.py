@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-24 16:22:12.739841
+Create Date: 2026-11-24 16:49:06.520236
 """
 
 from __future__ import annotations
@@ -59,7 +59,6 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("id"),
         sa.UniqueConstraint("accession_number"),
-        sa.UniqueConstraint("study_instance_uid"),
     )
     with op.batch_alter_table("requested_procedures", schema=None) as batch_op:
         batch_op.create_index(
@@ -68,6 +67,11 @@ def upgrade() -> None:
         batch_op.create_index(
             batch_op.f("ix_requested_procedures_requested_procedure_id"),
             ["requested_procedure_id"],
+            unique=False,
+        )
+        batch_op.create_index(
+            batch_op.f("ix_requested_procedures_study_instance_uid"),
+            ["study_instance_uid"],
             unique=False,
         )
 
@@ -144,6 +148,7 @@ def downgrade() -> None:
 
     op.drop_table("scheduled_steps")
     with op.batch_alter_table("requested_procedures", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_requested_procedures_study_instance_uid"))
         batch_op.drop_index(batch_op.f("ix_requested_procedures_requested_procedure_id"))
         batch_op.drop_index(batch_op.f("ix_requested_procedures_patient_pk"))
 
