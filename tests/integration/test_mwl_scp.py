@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import random
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -11,6 +12,7 @@ from typing import Any
 import pytest
 from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
+import pynetdicom.association
 from pynetdicom import AE
 from pynetdicom.sop_class import ModalityWorklistInformationFind
 
@@ -153,14 +155,16 @@ def test_a_latin1_console_gets_latin1_with_other_letters_transliterated(
     assert names["Dvorák^Antonín"] == "ISO_IR 100"  # ř is not Latin-1; á and í are
 
 
-def test_an_unknown_calling_ae_is_rejected(
-    scp: int, booked: dict[str, str], tmp_path: Path
+def test_an_unknown_calling_ae_is_rejected_and_logged(
+    scp: int, booked: dict[str, str], tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.WARNING, logger="mri_pipeline.dicom.server")
     result = findscu(scp, ["0010,0010"], tmp_path, calling="ROGUE")
     assert result.returncode != 0
     assert "Rejected" in result.output or "rejected" in result.output
     assert result.responses == []
     assert echoscu(scp, calling="ROGUE").returncode != 0
+    assert "association rejected calling_ae=ROGUE" in caplog.text
 
 
 def test_a_wrong_called_ae_is_rejected(scp: int, tmp_path: Path) -> None:
@@ -276,3 +280,31 @@ def test_c_cancel_from_findscu_stops_the_answers(
     assert result.returncode == 0, result.output
     assert "MatchingTerminatedDueToCancelRequest" in result.output, result.output[-2000:]
     assert 1 <= len(result.responses) < 1500
+
+
+GARBAGE_IDENTIFIERS = [
+    b"\x10\x00\x10\x00PN\x20\x00Smith",  # a value shorter than its length says
+    b"\x10\x00\x10\x00\xff\xff\xff\xffabc",  # undefined length on a text element
+    b"\x40\x00\x00\x01\x10\x00\x00\x00\xfe\xff\x00\xe0\x20\x00\x00\x00abc",  # broken item
+    b"\x08\x00\x05\x00\x0a\x00\x00\x00ISO_IR 999",  # a character set nobody knows
+    b"\x40\x00\x02\x00\x0a\x00\x00\x002026-13-45",  # a date that is not a date
+    b"\x10\x00",  # two bytes
+]
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")
+@pytest.mark.parametrize("garbage", GARBAGE_IDENTIFIERS)
+def test_garbage_identifiers_get_an_answer_and_the_server_keeps_serving(
+    scp: int,
+    booked: dict[str, str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    garbage: bytes,
+) -> None:
+    monkeypatch.setattr(pynetdicom.association, "encode", lambda *_args, **_kw: garbage)
+    answers = pynetdicom_find(scp, "FINDSCU", name_query(""))
+    monkeypatch.undo()
+    final = answers[-1][0]
+    assert final in (0x0000, 0xA900, 0xC310), hex(final)
+    assert all(status in (0xFF00, 0xFF01) for status, _ in answers[:-1])
+    assert len(findscu(scp, ["0010,0020"], tmp_path).responses) == 3

@@ -12,16 +12,21 @@ from dataclasses import dataclass
 from typing import Any
 
 from pydicom.dataset import Dataset
-from pynetdicom import AE, evt
+from pynetdicom import AE, _config, evt
 from sqlalchemy.exc import SQLAlchemyError
 
 from mri_pipeline.dicom.charset import set_response_charset
 from mri_pipeline.domain.errors import InvalidQuery
+from mri_pipeline.domain.matching import SPECIFIC_CHARACTER_SET
 from mri_pipeline.domain.mwl_response import build_response
 from mri_pipeline.domain.nodes import NodeTable
 from mri_pipeline.services.worklist import TooManyMatches, WorklistFinder
 
 log = logging.getLogger(__name__)
+
+# pynetdicom would log whole identifiers, patient names included; we log identifiers only.
+_config.LOG_REQUEST_IDENTIFIERS = False
+_config.LOG_RESPONSE_IDENTIFIERS = False
 
 VERIFICATION = "1.2.840.10008.1.1"
 MODALITY_WORKLIST_FIND = "1.2.840.10008.5.1.4.31"
@@ -94,6 +99,10 @@ class WorklistHandlers:
             log.warning("C-FIND identifier not decodable calling_ae=%s error=%s", calling, exc)
             yield failure(STATUS_UNABLE_TO_DECODE, "identifier could not be decoded"), None
             return
+        if not any(e.tag.element != 0 and e.tag != SPECIFIC_CHARACTER_SET for e in identifier):
+            log.warning("C-FIND refused calling_ae=%s reason=no keys", calling)
+            yield failure(STATUS_IDENTIFIER_MISMATCH, "the identifier holds no keys"), None
+            return
         try:
             answer = self._finder.find(identifier)
         except InvalidQuery as exc:
@@ -126,7 +135,12 @@ class WorklistHandlers:
             yield pending, set_response_charset(build_response(identifier, item), charset)
 
     def on_rejected(self, event: Any) -> None:
-        log.warning("association rejected calling_ae=%s", event.assoc.requestor.ae_title)
+        log.warning(
+            "association rejected calling_ae=%s called_ae=%s peer=%s",
+            str(event.assoc.requestor.ae_title).strip(),
+            str(event.assoc.acceptor.ae_title).strip(),
+            event.assoc.requestor.address,
+        )
 
 
 def build_ae(config: DicomServerConfig, nodes: NodeTable) -> AE:
