@@ -9,10 +9,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import pynetdicom.association
 import pytest
 from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
-import pynetdicom.association
 from pynetdicom import AE
 from pynetdicom.sop_class import ModalityWorklistInformationFind
 
