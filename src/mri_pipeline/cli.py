@@ -207,13 +207,19 @@ def dicom_serve(
     port: Annotated[int | None, typer.Option()] = None,
     ae_title: Annotated[str | None, typer.Option()] = None,
     allow_any_ae: Annotated[bool, typer.Option("--allow-any-ae")] = False,
+    strict: Annotated[
+        bool, typer.Option("--strict", help="MPPS: refuse N-SET attributes not created (0106)")
+    ] = False,
 ) -> None:
-    """Serve Verification and Modality Worklist FIND until interrupted."""
+    """Serve Verification, Modality Worklist FIND and MPPS until interrupted."""
     _setup_logging()
-    runtime = _runtime()
+    settings = get_settings()
+    runtime = _runtime(settings.model_copy(update={"mpps_strict": True}) if strict else settings)
     config = _dicom_config(runtime.settings, host, port, ae_title, allow_any_ae)
-    server = start_dicom_server(config, runtime.nodes, runtime.finder)
-    console.print(f"worklist SCP {config.ae_title} on {config.host}:{config.port}", highlight=False)
+    server = start_dicom_server(config, runtime.nodes, runtime.finder, runtime.mpps)
+    console.print(
+        f"worklist and MPPS SCP {config.ae_title} on {config.host}:{config.port}", highlight=False
+    )
     try:
         _wait_for_signal()
     finally:
@@ -266,7 +272,7 @@ def up(
             else "demo: today's referrals already booked"
         )
     config = _dicom_config(settings, None, None, None, allow_any_ae)
-    server = start_dicom_server(config, runtime.nodes, runtime.finder)
+    server = start_dicom_server(config, runtime.nodes, runtime.finder, runtime.mpps)
     shown_host = "127.0.0.1" if config.host == "0.0.0.0" else config.host
     api_url = f"http://{settings.api_host}:{settings.api_port}"
     console.print(

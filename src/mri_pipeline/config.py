@@ -32,6 +32,9 @@ class Settings(BaseSettings):
     allow_any_ae: bool = False
     max_associations: int = 64
     mwl_max_results: int = 2000
+    mpps_strict: bool = Field(
+        default=False, description="answer 0106 to N-SET attributes not created at N-CREATE"
+    )
 
     api_host: str = "127.0.0.1"
     api_port: int = 8000

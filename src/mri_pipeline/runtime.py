@@ -12,9 +12,10 @@ from sqlalchemy.orm import Session, sessionmaker
 from mri_pipeline.config import Settings
 from mri_pipeline.db.engine import make_engine, make_session_factory
 from mri_pipeline.db.migrate import upgrade
+from mri_pipeline.dicom.mpps import MppsHandlers
 from mri_pipeline.domain.nodes import NodeTable
 from mri_pipeline.domain.protocols import Catalogue
-from mri_pipeline.services.orders import Clock, OrderDesk
+from mri_pipeline.services.orders import Clock, OrderDesk, offer_replacement_step
 from mri_pipeline.services.reference import load_catalogue, load_node_table
 from mri_pipeline.services.worklist import WorklistFinder
 
@@ -32,6 +33,7 @@ class Runtime:
     nodes: NodeTable
     desk: OrderDesk
     finder: WorklistFinder
+    mpps: MppsHandlers
 
     def close(self) -> None:
         self.engine.dispose()
@@ -58,4 +60,10 @@ def build_runtime(
         clock=clock,
     )
     finder = WorklistFinder(sessions, max_results=settings.mwl_max_results)
-    return Runtime(settings, engine, sessions, catalogue, nodes, desk, finder)
+    mpps = MppsHandlers(
+        sessions,
+        clock,
+        strict=settings.mpps_strict,
+        offer_new_step=lambda session, step: offer_replacement_step(session, desk, step),
+    )
+    return Runtime(settings, engine, sessions, catalogue, nodes, desk, finder, mpps)

@@ -8,9 +8,11 @@ from fastapi import FastAPI, Request, status
 from fastapi.responses import JSONResponse
 
 from mri_pipeline import __version__
-from mri_pipeline.api.routes import orders, worklist
+from mri_pipeline.api.routes import orders, procedures, worklist
 from mri_pipeline.domain.errors import DomainError
+from mri_pipeline.domain.lifecycle import IllegalTransition
 from mri_pipeline.runtime import Runtime
+from mri_pipeline.services.examinations import UnknownExamination
 from mri_pipeline.services.orders import OrderRejected
 
 log = logging.getLogger(__name__)
@@ -21,6 +23,8 @@ def create_app(runtime: Runtime) -> FastAPI:
     app.state.runtime = runtime
     app.include_router(orders.router)
     app.include_router(worklist.router)
+    app.include_router(procedures.router)
+    app.include_router(procedures.reconciliation_router)
 
     @app.get("/health", tags=["health"])
     def health() -> dict[str, str]:
@@ -38,6 +42,17 @@ def create_app(runtime: Runtime) -> FastAPI:
                 ]
             },
         )
+
+    @app.exception_handler(IllegalTransition)
+    def illegal_transition(_request: Request, exc: IllegalTransition) -> JSONResponse:
+        return JSONResponse(
+            status_code=status.HTTP_409_CONFLICT,
+            content={"detail": str(exc), "current_status": exc.current.value},
+        )
+
+    @app.exception_handler(UnknownExamination)
+    def unknown_examination(_request: Request, exc: UnknownExamination) -> JSONResponse:
+        return JSONResponse(status_code=status.HTTP_404_NOT_FOUND, content={"detail": str(exc)})
 
     @app.exception_handler(DomainError)
     def domain_error(_request: Request, exc: DomainError) -> JSONResponse:

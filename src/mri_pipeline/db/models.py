@@ -93,6 +93,7 @@ class ScheduledStep(Base):
     study_instance_uid: Mapped[str | None] = mapped_column(String(64), index=True)
     revision: Mapped[int] = mapped_column(Integer, default=1)
     dataset_json: Mapped[str] = mapped_column(Text)
+    safety_checklist: Mapped[dict[str, object] | None] = mapped_column(JSON)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
     procedure: Mapped[RequestedProcedure] = relationship(back_populates="steps")
@@ -105,3 +106,82 @@ class Counter(Base):
 
     name: Mapped[str] = mapped_column(String(32), primary_key=True)
     value: Mapped[int] = mapped_column(Integer)
+
+
+class PerformedStep(Base):
+    """A Modality Performed Procedure Step, as the console created and updated it."""
+
+    __tablename__ = "performed_steps"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    sop_instance_uid: Mapped[str] = mapped_column(String(64), unique=True)
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    calling_ae_title: Mapped[str] = mapped_column(String(16))
+    performed_station_ae_title: Mapped[str | None] = mapped_column(String(16))
+    study_instance_uid: Mapped[str | None] = mapped_column(String(64), index=True)
+    dataset_json: Mapped[str] = mapped_column(Text)
+    created_tags: Mapped[list[int]] = mapped_column(JSON, default=list)
+    discontinuation_code: Mapped[str | None] = mapped_column(String(16))
+    matched: Mapped[bool] = mapped_column(Boolean, default=False, index=True)
+    images_flagged: Mapped[str | None] = mapped_column(String(256))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+    links: Mapped[list[PerformedStepLink]] = relationship(back_populates="performed_step")
+    history: Mapped[list[PerformedStepMessage]] = relationship(
+        back_populates="performed_step", order_by="PerformedStepMessage.id"
+    )
+
+
+class PerformedStepLink(Base):
+    """Which scheduled steps an MPPS performed (one MPPS may group several)."""
+
+    __tablename__ = "performed_step_links"
+
+    performed_step_pk: Mapped[int] = mapped_column(
+        ForeignKey("performed_steps.id"), primary_key=True
+    )
+    scheduled_step_pk: Mapped[int] = mapped_column(
+        ForeignKey("scheduled_steps.id"), primary_key=True, index=True
+    )
+
+    performed_step: Mapped[PerformedStep] = relationship(back_populates="links")
+    scheduled_step: Mapped[ScheduledStep] = relationship()
+
+
+class PerformedStepMessage(Base):
+    """Every N-CREATE and N-SET received for an MPPS, in order, as DICOM JSON."""
+
+    __tablename__ = "performed_step_messages"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    performed_step_pk: Mapped[int] = mapped_column(ForeignKey("performed_steps.id"), index=True)
+    operation: Mapped[str] = mapped_column(String(8))
+    calling_ae_title: Mapped[str] = mapped_column(String(16))
+    dataset_json: Mapped[str] = mapped_column(Text)
+    ignored_tags: Mapped[list[int]] = mapped_column(JSON, default=list)
+    received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+    performed_step: Mapped[PerformedStep] = relationship(back_populates="history")
+
+
+class StepEvent(Base):
+    """One state change of an examination: who or which AE, when, from, to, why."""
+
+    __tablename__ = "step_events"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    scheduled_step_pk: Mapped[int | None] = mapped_column(
+        ForeignKey("scheduled_steps.id"), index=True
+    )
+    performed_step_pk: Mapped[int | None] = mapped_column(
+        ForeignKey("performed_steps.id"), index=True
+    )
+    accession_number: Mapped[str | None] = mapped_column(String(16), index=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    actor: Mapped[str] = mapped_column(String(64))
+    from_status: Mapped[str | None] = mapped_column(String(16))
+    to_status: Mapped[str | None] = mapped_column(String(16))
+    reason: Mapped[str | None] = mapped_column(String(256))
+    details: Mapped[dict[str, object]] = mapped_column(JSON, default=dict)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)

@@ -1,4 +1,4 @@
-"""Our Application Entity: Verification and Modality Worklist FIND.
+"""Our Application Entity: Verification, Modality Worklist FIND and MPPS.
 
 Handlers stay thin: decode the request, ask the worklist service, encode the answer.
 """
@@ -16,6 +16,7 @@ from pynetdicom import AE, _config, evt
 from sqlalchemy.exc import SQLAlchemyError
 
 from mri_pipeline.dicom.charset import set_response_charset
+from mri_pipeline.dicom.mpps import MODALITY_PERFORMED_PROCEDURE_STEP, MppsHandlers
 from mri_pipeline.domain.errors import InvalidQuery
 from mri_pipeline.domain.matching import SPECIFIC_CHARACTER_SET
 from mri_pipeline.domain.mwl_response import build_response
@@ -160,19 +161,24 @@ def build_ae(config: DicomServerConfig, nodes: NodeTable) -> AE:
     return ae
 
 
-def start_dicom_server(config: DicomServerConfig, nodes: NodeTable, finder: WorklistFinder) -> Any:
+def start_dicom_server(
+    config: DicomServerConfig,
+    nodes: NodeTable,
+    finder: WorklistFinder,
+    mpps: MppsHandlers | None = None,
+) -> Any:
     """Start the server in background threads; the caller stops it with ``.shutdown()``."""
     handlers = WorklistHandlers(finder, nodes)
     ae = build_ae(config, nodes)
-    server = ae.start_server(
-        (config.host, config.port),
-        block=False,
-        evt_handlers=[
-            (evt.EVT_C_ECHO, handlers.on_echo),
-            (evt.EVT_C_FIND, handlers.on_find),
-            (evt.EVT_REJECTED, handlers.on_rejected),
-        ],
-    )
+    bindings: list[Any] = [
+        (evt.EVT_C_ECHO, handlers.on_echo),
+        (evt.EVT_C_FIND, handlers.on_find),
+        (evt.EVT_REJECTED, handlers.on_rejected),
+    ]
+    if mpps is not None:
+        ae.add_supported_context(MODALITY_PERFORMED_PROCEDURE_STEP)
+        bindings += [(evt.EVT_N_CREATE, mpps.on_n_create), (evt.EVT_N_SET, mpps.on_n_set)]
+    server = ae.start_server((config.host, config.port), block=False, evt_handlers=bindings)
     log.info(
         "DICOM server listening ae_title=%s host=%s port=%d allow_any_ae=%s",
         config.ae_title,

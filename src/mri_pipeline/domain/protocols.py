@@ -1,25 +1,43 @@
-"""The lumbar spine protocol catalogue and the indication → priority/protocol rules (B.2)."""
+"""The lumbar protocol catalogue (``worklist/protocols.yaml``) and the indication → protocol rule.
+
+DOMAIN.md A.2 (protocols), B.2 (indication → priority → protocol) and C.1–C.4 (codes).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import re
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
+from types import MappingProxyType
+from typing import Annotated, Any, Self
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+import yaml
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PositiveInt,
+    PrivateAttr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
+from mri_pipeline.domain.dicom_text import check_text
 from mri_pipeline.domain.errors import UnknownIndication, UnknownProtocol
-from mri_pipeline.domain.yaml_source import SourceError, parse_yaml_model
+from mri_pipeline.domain.yaml_source import SourceError
 
 LOCAL_SCHEME = "99LSPINE"
+POST_CONTRAST_MARK = "+C"
 
-
-class CatalogueError(SourceError):
-    """A protocol catalogue that cannot be used; the message names file, line and field."""
+Loc = tuple[int | str, ...]
 
 
 class Priority(StrEnum):
-    """Requested Procedure Priority (0040,1003); URGENT requests are sent as HIGH."""
+    """Requested Procedure Priority (0040,1003) defined terms; URGENT is written ``HIGH``."""
 
     STAT = "STAT"
     HIGH = "HIGH"
@@ -29,126 +47,249 @@ class Priority(StrEnum):
 
     @property
     def rank(self) -> int:
-        """Larger is more urgent."""
-        return {"STAT": 4, "HIGH": 3, "ROUTINE": 2, "MEDIUM": 2, "LOW": 1}[self.value]
+        """Larger is more urgent; the defined terms are ranked in the order DICOM lists them."""
+        return _RANK[self]
 
 
-class CodedConcept(BaseModel):
-    """A Code Sequence Macro item (PS3.3 8.1): value, scheme, meaning."""
+_RANK = {
+    Priority.STAT: 5,
+    Priority.HIGH: 4,
+    Priority.ROUTINE: 3,
+    Priority.MEDIUM: 2,
+    Priority.LOW: 1,
+}
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
 
-    code_value: str = Field(min_length=1, max_length=16)
-    coding_scheme_designator: str = Field(min_length=1, max_length=16)
-    code_meaning: str = Field(min_length=1, max_length=64)
+class CatalogueError(SourceError):
+    """A catalogue text that cannot be used; the message names file, line and field."""
 
 
-class SeriesSpec(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+class _Problems(ValueError):
+    """Faults found once the fields are valid, each at a path below the model that found them."""
 
-    description: str = Field(min_length=1, max_length=64)
+    def __init__(self, problems: Sequence[tuple[Loc, str]]) -> None:
+        self.problems = tuple(problems)
+        super().__init__("; ".join(f"{_dotted(path)}: {text}" for path, text in self.problems))
+
+
+def _sh(value: str) -> str:
+    return check_text(value, "SH")
+
+
+def _lo(value: str) -> str:
+    return check_text(value, "LO")
+
+
+ShortString = Annotated[str, Field(min_length=1), AfterValidator(_sh)]
+LongString = Annotated[str, Field(min_length=1), AfterValidator(_lo)]
+
+_SLUG = r"^[a-z0-9]+(-[a-z0-9]+)*$"
+_LEVEL = re.compile(r"^(T1[12]|L[1-5])-(T12|L[1-5]|S1)$")
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(
+        frozen=True, extra="forbid", validate_by_name=True, validate_by_alias=True
+    )
+
+
+def _project_priority(value: Priority) -> Priority:
+    if value is Priority.MEDIUM:
+        raise ValueError("MEDIUM is not used by this project; use STAT, HIGH, ROUTINE or LOW")
+    return value
+
+
+def _urgent_is_high(value: Any) -> Any:
+    if isinstance(value, str) and value.upper() == "URGENT":
+        raise ValueError("URGENT is written HIGH (DICOM Requested Procedure Priority)")
+    return value
+
+
+ProjectPriority = Annotated[
+    Priority, BeforeValidator(_urgent_is_high), AfterValidator(_project_priority)
+]
+
+
+class CodedConcept(_Frozen):
+    """One Code Sequence Macro item (PS3.3 §8): match on scheme + value, never on meaning."""
+
+    code_value: ShortString = Field(alias="code")
+    coding_scheme_designator: ShortString = Field(alias="scheme")
+    code_meaning: LongString = Field(alias="meaning")
+
+
+class SeriesSpec(_Frozen):
+    """One series the exam card runs, by its Series Description (DOMAIN.md A.1)."""
+
+    description: LongString
     required: bool = True
 
-
-class RequestedCode(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    code: str = Field(min_length=1, max_length=16)
-    scheme: str = Field(default="LN", min_length=1, max_length=16)
-    meaning: str = Field(min_length=1, max_length=64)
+    @property
+    def post_contrast(self) -> bool:
+        return self.description.endswith(POST_CONTRAST_MARK)
 
 
-class Protocol(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+class Protocol(_Frozen):
+    """One lumbar protocol of the catalogue (DOMAIN.md A.2)."""
 
-    code: str = Field(min_length=1, max_length=16)
-    meaning: str = Field(min_length=1, max_length=64)
-    series: tuple[SeriesSpec, ...] = Field(min_length=1)
+    code: ShortString
+    meaning: LongString
+    series: tuple[SeriesSpec, ...]
     contrast: bool
-    scan_minutes: int = Field(gt=0, le=240)
-    slot_minutes: int = Field(gt=0, le=240)
-    requested_procedure: tuple[RequestedCode, ...] = Field(min_length=1)
-    default_priority: Priority
+    scan_minutes: PositiveInt
+    slot_minutes: PositiveInt
+    requested_procedure_codes: tuple[CodedConcept, ...] = Field(alias="requested_procedure")
+    default_priority: ProjectPriority
     subspecialty: tuple[str, ...] = ()
-    axial_levels: str | None = Field(default=None, max_length=1024)
+    axial_levels: str | None = None
+
+    @field_validator("axial_levels")
+    @classmethod
+    def _levels(cls, value: str | None) -> str | None:
+        if value is not None:
+            bad = [level for level in value.split("\\") if not _LEVEL.match(level)]
+            if bad:
+                raise ValueError(f"not a disc level like L4-L5: {', '.join(map(repr, bad))}")
+        return value
 
     @model_validator(mode="after")
-    def _slot_holds_the_scan(self) -> Protocol:
+    def _consistent(self) -> Self:
+        # Emptiness is checked here, not with min_length: pydantic would also report an
+        # "at least 1 item" error for a list whose only item has a wrong field.
+        problems = _empty(self, "series", "requested_procedure_codes")
         if self.slot_minutes < self.scan_minutes:
-            raise ValueError("slot_minutes must be at least scan_minutes")
+            problems.append(
+                (
+                    ("slot_minutes",),
+                    f"the slot ({self.slot_minutes} min) is shorter than the scan "
+                    f"({self.scan_minutes} min)",
+                )
+            )
+        seen: set[str] = set()
+        for index, spec in enumerate(self.series):
+            if spec.description in seen:
+                problems.append((("series", index, "description"), "appears twice"))
+            seen.add(spec.description)
+        has_contrast_series = any(spec.post_contrast for spec in self.series)
+        if self.contrast and not has_contrast_series:
+            problems.append((("contrast",), "is true but no series is post-contrast (+C)"))
+        if not self.contrast and has_contrast_series:
+            problems.append((("contrast",), "is false but a series is post-contrast (+C)"))
+        if problems:
+            raise _Problems(problems)
         return self
 
     @property
     def scheduled_protocol_code(self) -> CodedConcept:
+        """The Scheduled Protocol Code Sequence item, scheme ``99LSPINE``."""
         return CodedConcept(
             code_value=self.code, coding_scheme_designator=LOCAL_SCHEME, code_meaning=self.meaning
         )
 
     @property
-    def requested_procedure_codes(self) -> tuple[CodedConcept, ...]:
-        return tuple(
-            CodedConcept(
-                code_value=c.code, coding_scheme_designator=c.scheme, code_meaning=c.meaning
-            )
-            for c in self.requested_procedure
-        )
+    def requested_procedure_code(self) -> CodedConcept:
+        """The primary Requested Procedure code (the MWL carries exactly one)."""
+        return self.requested_procedure_codes[0]
+
+    @property
+    def required_series(self) -> tuple[SeriesSpec, ...]:
+        return tuple(spec for spec in self.series if spec.required)
 
 
-class Indication(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+class Indication(_Frozen):
+    """One line of the request form (DOMAIN.md B.2)."""
 
-    code: str = Field(min_length=1, max_length=64)
-    label: str = Field(min_length=1, max_length=128)
-    priority: Priority
-    protocol: str
+    code: str = Field(pattern=_SLUG, max_length=32)
+    label: LongString
+    priority: ProjectPriority
+    protocol: ShortString
     red_flag: bool = False
     not_indicated: str | None = None
 
 
-class Catalogue(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+class Catalogue(_Frozen):
+    """Protocols and indications in file order, looked up by code."""
 
-    contrast_agent: str = Field(min_length=1, max_length=64)
-    protocols: tuple[Protocol, ...] = Field(min_length=1)
-    indications: tuple[Indication, ...] = Field(min_length=1)
+    contrast_agent: LongString
+    protocols: tuple[Protocol, ...]
+    indications: tuple[Indication, ...]
+
+    _protocol_by_code: Mapping[str, Protocol] = PrivateAttr()
+    _indication_by_code: Mapping[str, Indication] = PrivateAttr()
 
     @model_validator(mode="after")
-    def _consistent(self) -> Catalogue:
-        for kind, codes in (
-            ("protocol", [p.code for p in self.protocols]),
-            ("indication", [i.code for i in self.indications]),
-        ):
-            duplicates = sorted({c for c in codes if codes.count(c) > 1})
-            if duplicates:
-                raise ValueError(f"{kind} codes appear twice: {', '.join(duplicates)}")
-        known = {p.code for p in self.protocols}
-        for indication in self.indications:
+    def _cross_references(self) -> Self:
+        problems = _empty(self, "protocols", "indications")
+        problems += _duplicates("protocols", [p.code for p in self.protocols])
+        problems += _duplicates("indications", [i.code for i in self.indications])
+        known = [p.code for p in self.protocols]
+        for index, indication in enumerate(self.indications):
             if indication.protocol not in known:
-                raise ValueError(
-                    f"indication {indication.code} names unknown protocol {indication.protocol}"
+                problems.append(
+                    (
+                        ("indications", index, "protocol"),
+                        f"unknown protocol {indication.protocol} (known: {', '.join(known)})",
+                    )
                 )
+        if problems:
+            raise _Problems(problems)
         return self
 
-    def protocol(self, code: str) -> Protocol:
-        for protocol in self.protocols:
-            if protocol.code == code:
-                return protocol
-        raise UnknownProtocol(f"unknown protocol {code!r}")
+    def model_post_init(self, context: Any, /) -> None:
+        self._protocol_by_code = MappingProxyType({p.code: p for p in self.protocols})
+        self._indication_by_code = MappingProxyType({i.code: i for i in self.indications})
 
-    def indication(self, code: str) -> Indication:
-        for indication in self.indications:
-            if indication.code == code:
-                return indication
-        valid = ", ".join(i.code for i in self.indications)
-        raise UnknownIndication(f"unknown indication {code!r}; valid: {valid}")
+    @property
+    def protocol_codes(self) -> list[str]:
+        return list(self._protocol_by_code)
 
     @property
     def indication_codes(self) -> list[str]:
-        return [i.code for i in self.indications]
+        return list(self._indication_by_code)
+
+    @property
+    def red_flag_codes(self) -> list[str]:
+        return [i.code for i in self.indications if i.red_flag]
+
+    def protocol(self, code: str) -> Protocol:
+        """The protocol with ``code``; ``UnknownProtocol`` lists the valid codes."""
+        try:
+            return self._protocol_by_code[code]
+        except KeyError:
+            valid = ", ".join(self._protocol_by_code)
+            raise UnknownProtocol(f"unknown protocol {code!r}; valid: {valid}") from None
+
+    def indication(self, code: str) -> Indication:
+        """The indication with ``code``; ``UnknownIndication`` lists the valid codes."""
+        try:
+            return self._indication_by_code[code]
+        except KeyError:
+            valid = ", ".join(self._indication_by_code)
+            raise UnknownIndication(f"unknown indication {code!r}; valid: {valid}") from None
+
+
+def _empty(model: BaseModel, *fields: str) -> list[tuple[Loc, str]]:
+    """A problem for each of ``fields`` that holds no item, at the field's alias."""
+    problems: list[tuple[Loc, str]] = []
+    for name in fields:
+        if not getattr(model, name):
+            alias = type(model).model_fields[name].alias or name
+            problems.append(((alias,), "needs at least one item"))
+    return problems
+
+
+def _duplicates(section: str, codes: Sequence[str]) -> Iterator[tuple[Loc, str]]:
+    seen: set[str] = set()
+    for index, code in enumerate(codes):
+        if code in seen:
+            yield (section, index, "code"), f"{code} appears twice"
+        seen.add(code)
 
 
 @dataclass(frozen=True)
 class ProtocolChoice:
+    """What the order gets: protocol and priority, and why."""
+
     protocol: Protocol
     priority: Priority
     indications: tuple[str, ...]
@@ -156,29 +297,124 @@ class ProtocolChoice:
     reason: str
 
 
-def parse_catalogue(text: str, source: str) -> Catalogue:
-    """The catalogue in ``text``; ``CatalogueError`` names the line of the first fault."""
-    try:
-        return parse_yaml_model(text, source, Catalogue)
-    except SourceError as exc:
-        raise CatalogueError(str(exc)) from exc
-
-
 def choose_protocol(
     catalogue: Catalogue, indication: str, red_flags: Sequence[str] = ()
 ) -> ProtocolChoice:
-    """The highest priority among the indication and its red flags wins; never downgrade."""
+    """The highest priority among the indication and the ticked red flags wins; never downgrade.
+
+    The protocol is that of the most urgent indication; on a tie the primary indication's,
+    else the first tied one in catalogue order. A ticked red flag clears ``not_indicated``.
+    """
     primary = catalogue.indication(indication)
-    flags = [catalogue.indication(code) for code in red_flags]
-    applied = [primary, *(f for f in flags if f.code != primary.code)]
-    top = max(i.priority.rank for i in applied)
-    tied = [i for i in applied if i.priority.rank == top]
-    chosen = primary if primary in tied else tied[0]
-    not_indicated = primary.not_indicated if not flags else None
+    for code in red_flags:
+        if code not in catalogue.indication_codes:
+            valid = ", ".join(catalogue.red_flag_codes)
+            raise UnknownIndication(f"unknown red flag {code!r}; red flags: {valid}")
+    applied = tuple(dict.fromkeys((primary.code, *red_flags)))
+    chosen = [i for i in catalogue.indications if i.code in applied]
+    top = max(i.priority.rank for i in chosen)
+    tied = [i for i in chosen if i.priority.rank == top]
+    winner = primary if primary in tied else tied[0]
+    protocol = catalogue.protocol(winner.protocol)
+    flagged = any(i.red_flag for i in chosen if i is not primary)
     return ProtocolChoice(
-        protocol=catalogue.protocol(chosen.protocol),
-        priority=chosen.priority,
-        indications=tuple(i.code for i in applied),
-        not_indicated=not_indicated,
-        reason=f"{chosen.code} → {chosen.priority.value} {chosen.protocol}",
+        protocol=protocol,
+        priority=winner.priority,
+        indications=applied,
+        not_indicated=None if flagged else primary.not_indicated,
+        reason=f"{' + '.join(applied)} → {winner.priority} {protocol.code}",
     )
+
+
+def parse_catalogue(text: str, source: str) -> Catalogue:
+    """Validate a catalogue text; ``CatalogueError`` names the line of every fault."""
+    root, data = _compose(text, source)
+    if root is None:
+        raise CatalogueError(f"{source}: the file is empty")
+    faults = [
+        f"{source}, line {_node_at(root, path).start_mark.line + 1}: {_dotted(path)}: {message}"
+        for path, message in _duplicate_keys(root, ())
+    ]
+    if faults:
+        raise CatalogueError("\n".join(faults))
+    try:
+        return Catalogue.model_validate(data)
+    except ValidationError as exc:
+        for path, message in _faults(exc):
+            line = _node_at(root, path).start_mark.line + 1
+            faults.append(f"{source}, line {line}: {_dotted(path)}: {message}")
+        raise CatalogueError("\n".join(faults)) from exc
+
+
+def _compose(text: str, source: str) -> tuple[yaml.Node | None, Any]:
+    """The YAML node tree (for line numbers) and the plain data it stands for."""
+    try:
+        loader = yaml.SafeLoader(text)
+        try:
+            root = loader.get_single_node()
+            return root, loader.construct_document(root) if root is not None else None
+        finally:
+            loader.dispose()
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        where = f", line {mark.line + 1}" if mark is not None else ""
+        raise CatalogueError(f"{source}{where}: not valid YAML: {exc.problem}") from exc
+    except yaml.reader.ReaderError as exc:
+        line = text.count("\n", 0, exc.position) + 1
+        raise CatalogueError(
+            f"{source}, line {line}: not valid YAML: character #x{exc.character:04x} is not allowed"
+        ) from exc
+    except yaml.YAMLError as exc:
+        raise CatalogueError(f"{source}: not valid YAML: {exc}") from exc
+
+
+def _faults(exc: ValidationError) -> Iterator[tuple[Loc, str]]:
+    """Pydantic errors as (path, message); cross-check faults get their own deeper paths."""
+    for error in exc.errors():
+        path = tuple(part for part in error["loc"] if isinstance(part, int | str))
+        cause = error.get("ctx", {}).get("error")
+        if isinstance(cause, _Problems):
+            for below, message in cause.problems:
+                yield path + below, message
+        elif isinstance(cause, ValueError):
+            yield path, str(cause)
+        else:
+            yield path, error["msg"]
+
+
+def _duplicate_keys(node: yaml.Node, path: Loc) -> Iterator[tuple[Loc, str]]:
+    """Keys written twice in one mapping: YAML would silently keep the last one."""
+    if isinstance(node, yaml.MappingNode):
+        seen: set[Any] = set()
+        for key, value in node.value:
+            if key.value in seen:
+                yield (*path, key.value), "appears twice in the same mapping"
+            seen.add(key.value)
+            yield from _duplicate_keys(value, (*path, key.value))
+    elif isinstance(node, yaml.SequenceNode):
+        for index, item in enumerate(node.value):
+            yield from _duplicate_keys(item, (*path, index))
+
+
+def _node_at(node: yaml.Node, path: Loc) -> yaml.Node:
+    """The deepest YAML node along ``path`` (the last one when a key is missing)."""
+    for part in path:
+        if isinstance(node, yaml.MappingNode):
+            values = [v for k, v in node.value if k.value == part]
+            if not values:
+                return node
+            node = values[-1]
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int):
+            if part >= len(node.value):
+                return node
+            node = node.value[part]
+        else:
+            return node
+    return node
+
+
+def _dotted(path: Loc) -> str:
+    text = ""
+    for part in path:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text or "(top level)"

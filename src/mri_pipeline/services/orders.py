@@ -24,6 +24,7 @@ from mri_pipeline.domain.protocols import Catalogue, choose_protocol
 from mri_pipeline.domain.scheduling import NoFreeSlot, next_free_slot, overlapping
 from mri_pipeline.domain.steps import HIDDEN_FROM_EVERY_QUERY, StepStatus
 from mri_pipeline.domain.worklist_item import WorklistItemFacts, build_worklist_item
+from mri_pipeline.services.workflow import copy_step_for_rescheduling
 
 log = logging.getLogger(__name__)
 
@@ -385,3 +386,21 @@ def _choose_slot(
             [FieldProblem(("body", "scheduled_date"), "no free slot on any MR station that day")]
         )
     return best[1], best[0]
+
+
+def offer_replacement_step(session: Session, desk: OrderDesk, step: ScheduledStep) -> ScheduledStep:
+    """A new SCHEDULED step (new SPS ID) at the next free slot of the same station."""
+    minutes = 30
+    if step.start_at is not None and step.end_at is not None:
+        minutes = max(5, int((step.end_at - step.start_at).total_seconds() // 60))
+    station = step.station_ae_title or desk.nodes.scanners("MR")[0].ae_title
+    now = desk.local_now()
+    start = next_free_slot(
+        station_bookings(session, station, now.date()),
+        not_before=now,
+        minutes=minutes,
+        day_start=desk.day_start,
+        day_end=desk.day_end,
+    )
+    sps_id = f"SPS{next_number(session, 'sps'):07d}"
+    return copy_step_for_rescheduling(session, step, sps_id=sps_id, start=start, at=desk.clock())
