@@ -12,7 +12,6 @@ from enum import StrEnum
 from types import MappingProxyType
 from typing import Annotated, Any, Self
 
-import yaml
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -21,19 +20,16 @@ from pydantic import (
     Field,
     PositiveInt,
     PrivateAttr,
-    ValidationError,
     field_validator,
     model_validator,
 )
 
 from mri_pipeline.domain.dicom_text import check_text
 from mri_pipeline.domain.errors import UnknownIndication, UnknownProtocol
-from mri_pipeline.domain.yaml_source import SourceError
+from mri_pipeline.domain.yaml_source import Loc, NestedProblems, SourceError, parse_yaml_model
 
 LOCAL_SCHEME = "99LSPINE"
 POST_CONTRAST_MARK = "+C"
-
-Loc = tuple[int | str, ...]
 
 
 class Priority(StrEnum):
@@ -62,14 +58,6 @@ _RANK = {
 
 class CatalogueError(SourceError):
     """A catalogue text that cannot be used; the message names file, line and field."""
-
-
-class _Problems(ValueError):
-    """Faults found once the fields are valid, each at a path below the model that found them."""
-
-    def __init__(self, problems: Sequence[tuple[Loc, str]]) -> None:
-        self.problems = tuple(problems)
-        super().__init__("; ".join(f"{_dotted(path)}: {text}" for path, text in self.problems))
 
 
 def _sh(value: str) -> str:
@@ -176,7 +164,7 @@ class Protocol(_Frozen):
         if not self.contrast and has_contrast_series:
             problems.append((("contrast",), "is false but a series is post-contrast (+C)"))
         if problems:
-            raise _Problems(problems)
+            raise NestedProblems(problems)
         return self
 
     @property
@@ -232,7 +220,7 @@ class Catalogue(_Frozen):
                     )
                 )
         if problems:
-            raise _Problems(problems)
+            raise NestedProblems(problems)
         return self
 
     def model_post_init(self, context: Any, /) -> None:
@@ -328,93 +316,4 @@ def choose_protocol(
 
 def parse_catalogue(text: str, source: str) -> Catalogue:
     """Validate a catalogue text; ``CatalogueError`` names the line of every fault."""
-    root, data = _compose(text, source)
-    if root is None:
-        raise CatalogueError(f"{source}: the file is empty")
-    faults = [
-        f"{source}, line {_node_at(root, path).start_mark.line + 1}: {_dotted(path)}: {message}"
-        for path, message in _duplicate_keys(root, ())
-    ]
-    if faults:
-        raise CatalogueError("\n".join(faults))
-    try:
-        return Catalogue.model_validate(data)
-    except ValidationError as exc:
-        for path, message in _faults(exc):
-            line = _node_at(root, path).start_mark.line + 1
-            faults.append(f"{source}, line {line}: {_dotted(path)}: {message}")
-        raise CatalogueError("\n".join(faults)) from exc
-
-
-def _compose(text: str, source: str) -> tuple[yaml.Node | None, Any]:
-    """The YAML node tree (for line numbers) and the plain data it stands for."""
-    try:
-        loader = yaml.SafeLoader(text)
-        try:
-            root = loader.get_single_node()
-            return root, loader.construct_document(root) if root is not None else None
-        finally:
-            loader.dispose()
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        where = f", line {mark.line + 1}" if mark is not None else ""
-        raise CatalogueError(f"{source}{where}: not valid YAML: {exc.problem}") from exc
-    except yaml.reader.ReaderError as exc:
-        line = text.count("\n", 0, exc.position) + 1
-        raise CatalogueError(
-            f"{source}, line {line}: not valid YAML: character #x{exc.character:04x} is not allowed"
-        ) from exc
-    except yaml.YAMLError as exc:
-        raise CatalogueError(f"{source}: not valid YAML: {exc}") from exc
-
-
-def _faults(exc: ValidationError) -> Iterator[tuple[Loc, str]]:
-    """Pydantic errors as (path, message); cross-check faults get their own deeper paths."""
-    for error in exc.errors():
-        path = tuple(part for part in error["loc"] if isinstance(part, int | str))
-        cause = error.get("ctx", {}).get("error")
-        if isinstance(cause, _Problems):
-            for below, message in cause.problems:
-                yield path + below, message
-        elif isinstance(cause, ValueError):
-            yield path, str(cause)
-        else:
-            yield path, error["msg"]
-
-
-def _duplicate_keys(node: yaml.Node, path: Loc) -> Iterator[tuple[Loc, str]]:
-    """Keys written twice in one mapping: YAML would silently keep the last one."""
-    if isinstance(node, yaml.MappingNode):
-        seen: set[Any] = set()
-        for key, value in node.value:
-            if key.value in seen:
-                yield (*path, key.value), "appears twice in the same mapping"
-            seen.add(key.value)
-            yield from _duplicate_keys(value, (*path, key.value))
-    elif isinstance(node, yaml.SequenceNode):
-        for index, item in enumerate(node.value):
-            yield from _duplicate_keys(item, (*path, index))
-
-
-def _node_at(node: yaml.Node, path: Loc) -> yaml.Node:
-    """The deepest YAML node along ``path`` (the last one when a key is missing)."""
-    for part in path:
-        if isinstance(node, yaml.MappingNode):
-            values = [v for k, v in node.value if k.value == part]
-            if not values:
-                return node
-            node = values[-1]
-        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int):
-            if part >= len(node.value):
-                return node
-            node = node.value[part]
-        else:
-            return node
-    return node
-
-
-def _dotted(path: Loc) -> str:
-    text = ""
-    for part in path:
-        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
-    return text or "(top level)"
+    return parse_yaml_model(text, source, Catalogue, error=CatalogueError)
