@@ -87,8 +87,11 @@ class OrderRejected(DomainError):
         self.problems = problems
 
 
-@dataclass(frozen=True)
-class CreatedOrder:
+class CreatedOrder(BaseModel):
+    """What the referrer and the desk learn back: identifiers, protocol, slot."""
+
+    model_config = ConfigDict(frozen=True)
+
     accession_number: str
     requested_procedure_id: str
     sps_id: str
