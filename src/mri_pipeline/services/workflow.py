@@ -306,7 +306,7 @@ def receive_n_set(
         return MppsResult(verdict, performed)
     record_event(
         session,
-        kind=f"MPPS_{performed.status.replace(' ', '_')}",
+        kind=f"PERFORMED_{performed.status.replace(' ', '_')}",
         actor=calling_ae,
         at=at,
         performed=performed,
