@@ -367,6 +367,21 @@ def test_an_mpps_matching_no_step_waits_in_the_reconciliation_queue(
     assert api.get("/api/reconciliation").json()[0]["status"] == "COMPLETED"
 
 
+def test_an_mpps_for_a_cancelled_step_is_kept_and_queued_for_a_person(
+    runtime: Runtime, server: int, api: TestClient
+) -> None:
+    console = Console(server)
+    accession = book(runtime, "PID1", "A^B", "MRI1")
+    item = item_for(console, accession)
+    assert api.post(f"/api/procedures/{accession}/cancel", json={"reason": "GP"}).status_code == 200
+    uid = generate_uid()
+    assert console.n_create(uid, in_progress(item)).Status == 0x0000
+    assert [q["sop_instance_uid"] for q in api.get("/api/reconciliation").json()] == [uid]
+    assert statuses(api, accession) == ["CANCELED"]
+    kinds = [e["kind"] for e in api.get(f"/api/procedures/{accession}").json()["events"]]
+    assert kinds == ["CANCEL", "MPPS_ON_CLOSED_STEP"]
+
+
 def test_one_mpps_for_two_grouped_steps_moves_both(
     runtime: Runtime, server: int, api: TestClient
 ) -> None:

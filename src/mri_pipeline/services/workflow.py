@@ -220,18 +220,40 @@ def receive_n_create(
         )
     )
     steps = match_steps(session, references)
+    closed = []
     for step in steps:
         session.add(PerformedStepLink(performed_step_pk=performed.id, scheduled_step_pk=step.id))
-        apply_step_event(
-            session,
-            step,
-            LifecycleEvent.MPPS_STARTED,
-            actor=calling_ae,
-            at=at,
-            performed=performed,
-            details={"mpps": sop_instance_uid},
-        )
-    performed.matched = bool(steps)
+        try:
+            apply_step_event(
+                session,
+                step,
+                LifecycleEvent.MPPS_STARTED,
+                actor=calling_ae,
+                at=at,
+                performed=performed,
+                details={"mpps": sop_instance_uid},
+            )
+        except IllegalTransition as exc:
+            # The console scanned a step we consider closed: keep the MPPS, ask a person.
+            closed.append(step)
+            record_event(
+                session,
+                kind="MPPS_ON_CLOSED_STEP",
+                actor=calling_ae,
+                at=at,
+                step=step,
+                performed=performed,
+                from_status=step.status,
+                to_status=step.status,
+                reason=str(exc),
+            )
+            log.warning(
+                "MPPS on a closed step mpps=%s accession=%s status=%s",
+                sop_instance_uid,
+                step.accession_number,
+                step.status,
+            )
+    performed.matched = bool(steps) and not closed
     if not steps:
         record_event(
             session,
