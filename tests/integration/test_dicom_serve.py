@@ -74,4 +74,4 @@ def test_a_console_runs_an_examination_against_dicom_serve(
         runtime.close()
     assert [s["status"] for s in story["steps"]] == ["COMPLETED"]
     kinds = [e["kind"] for e in story["events"]]
-    assert kinds == ["MPPS_STARTED", "PERFORMED_COMPLETED", "MPPS_COMPLETED"]
+    assert kinds == ["ORDERED", "MPPS_STARTED", "PERFORMED_COMPLETED", "MPPS_COMPLETED"]

@@ -379,7 +379,7 @@ def test_an_mpps_for_a_cancelled_step_is_kept_and_queued_for_a_person(
     assert [q["sop_instance_uid"] for q in api.get("/api/reconciliation").json()] == [uid]
     assert statuses(api, accession) == ["CANCELED"]
     kinds = [e["kind"] for e in api.get(f"/api/procedures/{accession}").json()["events"]]
-    assert kinds == ["CANCEL", "MPPS_ON_CLOSED_STEP"]
+    assert kinds == ["ORDERED", "CANCEL", "MPPS_ON_CLOSED_STEP"]
 
 
 def test_one_mpps_for_two_grouped_steps_moves_both(

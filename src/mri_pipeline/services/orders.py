@@ -24,7 +24,7 @@ from mri_pipeline.domain.protocols import Catalogue, choose_protocol
 from mri_pipeline.domain.scheduling import NoFreeSlot, next_free_slot, overlapping
 from mri_pipeline.domain.steps import HIDDEN_FROM_EVERY_QUERY, StepStatus
 from mri_pipeline.domain.worklist_item import WorklistItemFacts, build_worklist_item
-from mri_pipeline.services.workflow import copy_step_for_rescheduling
+from mri_pipeline.services.workflow import copy_step_for_rescheduling, record_event
 
 log = logging.getLogger(__name__)
 
@@ -286,28 +286,37 @@ def create_order(session: Session, desk: OrderDesk, request: OrderRequest) -> Cr
             status=StepStatus.SCHEDULED.value,
         )
     )
-    session.add(
-        ScheduledStep(
-            sps_id=sps_id,
-            procedure=procedure,
-            status=StepStatus.SCHEDULED.value,
-            station_ae_title=station,
-            station_multi=False,
-            station_name=node.station_name,
-            modality="MR",
-            start_at=start,
-            end_at=start + timedelta(minutes=protocol.slot_minutes),
-            patient_id=patient.patient_id,
-            patient_name_key=name_search_key(request.patient.name),
-            accession_number=accession,
-            requested_procedure_id=requested_procedure_id,
-            study_instance_uid=study_uid,
-            revision=1,
-            dataset_json=item.to_json(),
-            updated_at=desk.clock(),
-        )
+    step = ScheduledStep(
+        sps_id=sps_id,
+        procedure=procedure,
+        status=StepStatus.SCHEDULED.value,
+        station_ae_title=station,
+        station_multi=False,
+        station_name=node.station_name,
+        modality="MR",
+        start_at=start,
+        end_at=start + timedelta(minutes=protocol.slot_minutes),
+        patient_id=patient.patient_id,
+        patient_name_key=name_search_key(request.patient.name),
+        accession_number=accession,
+        requested_procedure_id=requested_procedure_id,
+        study_instance_uid=study_uid,
+        revision=1,
+        dataset_json=item.to_json(),
+        updated_at=desk.clock(),
     )
+    session.add(step)
     session.flush()
+    record_event(
+        session,
+        kind="ORDERED",
+        actor=request.referring_physician or "order intake",
+        at=desk.clock(),
+        step=step,
+        to_status=StepStatus.SCHEDULED.value,
+        reason=choice.reason,
+        details={"protocol": protocol.code, "priority": choice.priority.value},
+    )
     log.info(
         "order accepted accession=%s patient_id=%s protocol=%s priority=%s station=%s start=%s",
         accession,
