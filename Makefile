@@ -19,6 +19,7 @@ test: setup lint
 
 bench: setup
 	$(BIN)/python bench/mwl_query.py
+	$(BIN)/python bench/mpps.py
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,690 @@
+"""MPPS benchmark: how fast an examination's progress reaches the API, and MPPS throughput.
+
+Everything runs in this process against a fresh database: our DICOM server (worklist + MPPS,
+``start_dicom_server``) on a free port and the API under uvicorn in a background thread, so
+every status read is a real HTTP request. The consoles are pynetdicom SCUs that open a new
+association per operation, as most scanner consoles do.
+
+1. Sequential, one exam at a time (``--exams``, default 200): the console queries the
+   worklist for the accession (C-FIND), sends N-CREATE (IN PROGRESS), then polls
+   ``GET /api/procedures/{accession}`` until the step shows STARTED; then N-SET (COMPLETED,
+   two performed series) and polls until COMPLETED. A C-ECHO association is timed before
+   every exam as the floor, so machine noise hits floor and MPPS alike.
+
+   * "round trip": associate, request, response, release (what the console waits for);
+   * "visible": from the start of that association until the first GET that shows the
+     new status (the GETs start after the release).
+
+2. Concurrent (``--consoles``, default 8): each console thread runs its share of fresh
+   exams (query + N-CREATE + N-SET, a new association each) at once. MPPS operations per
+   second count N-CREATE and N-SET. Any non-0x0000 status, refused association, a query
+   not finding exactly one item, or a step not COMPLETED in the API afterwards is a failure,
+   and the bench exits 1.
+
+The console turns Nagle off (``--nagle`` leaves it on). Our SCP is measured as it is;
+``--server-nodelay`` also sets TCP_NODELAY on the server's accepted connections from the
+bench (``server.bind(EVT_CONN_OPEN, ...)``) to show what Nagle costs on the SCP side: a
+response with a dataset is two PDUs, and the second waits for the console's delayed ACK.
+
+    .venv/bin/python bench/mpps.py                 # 200 exams, 8 consoles, SQLite
+    .venv/bin/python bench/mpps.py --quick         # 20 exams, 2 consoles
+    .venv/bin/python bench/mpps.py --database-url postgresql+psycopg://postgres@127.0.0.1:5432/test
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import math
+import os
+import socket
+import statistics
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from datetime import time as dtime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import uvicorn
+from pydicom.dataset import Dataset
+from pydicom.sequence import Sequence
+from pydicom.uid import generate_uid
+from pynetdicom import AE, evt
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.pool import NullPool
+
+from mri_pipeline.api.app import create_app
+from mri_pipeline.config import Settings
+from mri_pipeline.dicom.server import DicomServerConfig, start_dicom_server
+from mri_pipeline.runtime import Runtime, build_runtime
+from mri_pipeline.services.orders import OrderRequest, PatientIn, create_order
+
+ROOT = Path(__file__).resolve().parents[1]
+CALLED_AE = "LSP_RIS"
+HOST = "127.0.0.1"
+STATIONS = ["MRI1", "MRI2"]
+FIRST_SLOT = dtime(7, 0)
+SLOT_MINUTES = 30  # the radiculopathy protocol (LSP-RAD)
+SLOTS_PER_DAY = 28  # 07:00-21:00
+MR_IMAGE = "1.2.840.10008.5.1.4.1.1.4"
+# SOP Class UIDs as strings: pynetdicom.sop_class builds its names at run time (mypy sees none)
+VERIFICATION = "1.2.840.10008.1.1"
+MODALITY_WORKLIST_FIND = "1.2.840.10008.5.1.4.31"
+MPPS = "1.2.840.10008.3.1.2.3.3"
+PENDING = (0xFF00, 0xFF01)
+POLL_TIMEOUT = 10.0
+PROTOCOL_NAMES = ["SAG T1 TSE", "SAG T2 TSE", "AX T2 TSE"]
+
+
+# ---------------------------------------------------------------- set-up
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind((HOST, 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@contextmanager
+def database(url: str | None, tmp: Path) -> Iterator[str]:
+    """A fresh database: a SQLite file in ``tmp``, or a new schema dropped afterwards."""
+    if not url:
+        yield f"sqlite:///{tmp / 'bench.db'}"
+        return
+    if not url.startswith("postgresql"):
+        yield url
+        return
+    schema = f"bench_mpps_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(url, isolation_level="AUTOCOMMIT", poolclass=NullPool)
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE SCHEMA "{schema}"'))
+    try:
+        scoped = make_url(url).update_query_dict({"options": f"-csearch_path={schema}"})
+        yield scoped.render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
+class ApiServer:
+    """The FastAPI app under uvicorn in a background thread."""
+
+    def __init__(self, runtime: Runtime, port: int) -> None:
+        config = uvicorn.Config(
+            create_app(runtime),
+            host=HOST,
+            port=port,
+            log_level="warning",
+            access_log=False,
+            lifespan="off",
+        )
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, name="uvicorn", daemon=True)
+        self.url = f"http://{HOST}:{port}"
+
+    def start(self) -> None:
+        self.thread.start()
+        deadline = time.monotonic() + 10
+        while not self.server.started:
+            if not self.thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError("uvicorn did not start")
+            time.sleep(0.01)
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
+
+
+@dataclass(frozen=True)
+class Booked:
+    accession: str
+    station: str
+
+
+def book_exams(runtime: Runtime, count: int, first_day: date, offset: int) -> list[Booked]:
+    """``count`` orders at explicit slots, alternating MRI1/MRI2, 28 slots a station-day."""
+    booked = []
+    for index in range(offset, offset + count):
+        station = STATIONS[index % len(STATIONS)]
+        within = index // len(STATIONS)
+        day = first_day + timedelta(days=within // SLOTS_PER_DAY)
+        start = datetime.combine(day, FIRST_SLOT) + timedelta(
+            minutes=SLOT_MINUTES * (within % SLOTS_PER_DAY)
+        )
+        request = OrderRequest(
+            patient=PatientIn(
+                patient_id=f"BENCH{index + 1:06d}",
+                name=f"Bench^Patient{index + 1}",
+                birth_date=date(1960 + index % 40, 1 + index % 12, 1 + index % 28),
+                sex="MF"[index % 2],
+            ),
+            indication="radiculopathy",
+            station=station,
+            scheduled_date=start.date(),
+            scheduled_time=start.time(),
+        )
+        with runtime.sessions() as session, session.begin():
+            order = create_order(session, runtime.desk, request)
+        booked.append(Booked(order.accession_number, order.station_ae_title))
+    return booked
+
+
+# ---------------------------------------------------------------- the console
+
+
+def disable_nagle(event: Any) -> None:
+    """EVT_CONN_OPEN: send each PDU at once, as a console that sets TCP_NODELAY does."""
+    event.assoc.dul.socket.socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+
+class OperationFailed(Exception):
+    pass
+
+
+@dataclass
+class Timed:
+    seconds: float
+    status: int
+    result: Any = None
+
+
+class Console:
+    """A scanner console as an SCU: one association per operation, like most consoles."""
+
+    def __init__(self, port: int, ae_title: str, *, nagle: bool) -> None:
+        self.port = port
+        self.ae = AE(ae_title=ae_title)
+        self.ae.add_requested_context(VERIFICATION)
+        self.ae.add_requested_context(MODALITY_WORKLIST_FIND)
+        self.ae.add_requested_context(MPPS)
+        self.ae.acse_timeout = self.ae.dimse_timeout = self.ae.network_timeout = 60
+        self.handlers: list[Any] = [] if nagle else [(evt.EVT_CONN_OPEN, disable_nagle)]
+
+    def _timed(self, send: Callable[[Any], tuple[int, Any]]) -> Timed:
+        started = time.perf_counter()
+        assoc = self.ae.associate(HOST, self.port, ae_title=CALLED_AE, evt_handlers=self.handlers)
+        if not assoc.is_established:
+            raise OperationFailed(f"association not established ({self.ae.ae_title})")
+        try:
+            status, result = send(assoc)
+        finally:
+            assoc.release()
+        return Timed(time.perf_counter() - started, status, result)
+
+    def echo(self) -> Timed:
+        def send(assoc: Any) -> tuple[int, Any]:
+            status = assoc.send_c_echo()
+            return (int(status.Status) if status else -1), None
+
+        return self._timed(send)
+
+    def find(self, accession: str) -> Timed:
+        query = worklist_query(accession, self.ae.ae_title)
+
+        def send(assoc: Any) -> tuple[int, Any]:
+            items: list[Dataset] = []
+            final = -1
+            for status, identifier in assoc.send_c_find(query, MODALITY_WORKLIST_FIND):
+                if not status:
+                    return -1, items
+                if status.Status in PENDING:
+                    items.append(identifier)
+                else:
+                    final = int(status.Status)
+            return final, items
+
+        return self._timed(send)
+
+    def n_create(self, uid: str, dataset: Dataset) -> Timed:
+        def send(assoc: Any) -> tuple[int, Any]:
+            status, _ = assoc.send_n_create(dataset, MPPS, uid)
+            return (int(status.Status) if status else -1), None
+
+        return self._timed(send)
+
+    def n_set(self, uid: str, modification: Dataset) -> Timed:
+        def send(assoc: Any) -> tuple[int, Any]:
+            status, _ = assoc.send_n_set(modification, MPPS, uid)
+            return (int(status.Status) if status else -1), None
+
+        return self._timed(send)
+
+
+def worklist_query(accession: str, station: str) -> Dataset:
+    query = Dataset()
+    query.PatientName = ""
+    query.PatientID = ""
+    query.PatientBirthDate = ""
+    query.PatientSex = ""
+    query.AccessionNumber = accession
+    query.StudyInstanceUID = ""
+    query.RequestedProcedureID = ""
+    query.RequestedProcedureDescription = ""
+    step = Dataset()
+    step.ScheduledStationAETitle = station
+    step.ScheduledProcedureStepStartDate = ""
+    step.ScheduledProcedureStepStartTime = ""
+    step.Modality = "MR"
+    step.ScheduledProcedureStepID = ""
+    step.ScheduledProcedureStepStatus = ""
+    step.ScheduledProcedureStepDescription = ""
+    step.ScheduledProtocolCodeSequence = Sequence()
+    query.ScheduledProcedureStepSequence = Sequence([step])
+    return query
+
+
+def in_progress(item: Dataset, station: str, now: datetime) -> Dataset:
+    """The N-CREATE a console sends for the worklist item it chose (IHE SWF, E.2)."""
+    ref = Dataset()
+    ref.StudyInstanceUID = item.StudyInstanceUID
+    ref.ReferencedStudySequence = Sequence()
+    ref.AccessionNumber = item.AccessionNumber
+    ref.RequestedProcedureID = item.RequestedProcedureID
+    ref.RequestedProcedureDescription = item.RequestedProcedureDescription
+    sps = item.ScheduledProcedureStepSequence[0]
+    ref.ScheduledProcedureStepID = sps.ScheduledProcedureStepID
+    ref.ScheduledProcedureStepDescription = sps.ScheduledProcedureStepDescription
+    ref.ScheduledProtocolCodeSequence = sps.ScheduledProtocolCodeSequence
+    ds = Dataset()
+    ds.SpecificCharacterSet = "ISO_IR 192"
+    ds.ScheduledStepAttributesSequence = Sequence([ref])
+    ds.PatientName = item.PatientName
+    ds.PatientID = item.PatientID
+    ds.PatientBirthDate = item.get("PatientBirthDate", "")
+    ds.PatientSex = item.get("PatientSex", "")
+    ds.ReferencedPatientSequence = Sequence()
+    ds.PerformedProcedureStepID = f"PPS{uuid.uuid4().hex[:8].upper()}"
+    ds.PerformedStationAETitle = station
+    ds.PerformedStationName = station
+    ds.PerformedLocation = f"MR ROOM {station[-1]}"
+    ds.PerformedProcedureStepStartDate = now.strftime("%Y%m%d")
+    ds.PerformedProcedureStepStartTime = now.strftime("%H%M%S")
+    ds.PerformedProcedureStepStatus = "IN PROGRESS"
+    ds.PerformedProcedureStepDescription = "Lumbar spine"
+    ds.PerformedProcedureTypeDescription = ""
+    ds.ProcedureCodeSequence = Sequence()
+    ds.PerformedProcedureStepEndDate = ""
+    ds.PerformedProcedureStepEndTime = ""
+    ds.Modality = "MR"
+    ds.StudyID = "1"
+    ds.PerformedProtocolCodeSequence = Sequence()
+    ds.PerformedSeriesSequence = Sequence()
+    return ds
+
+
+def completed(now: datetime, series: int = 2, images: int = 3) -> Dataset:
+    """The N-SET that closes the step, listing every series and image made."""
+    ds = Dataset()
+    ds.PerformedProcedureStepStatus = "COMPLETED"
+    ds.PerformedProcedureStepEndDate = now.strftime("%Y%m%d")
+    ds.PerformedProcedureStepEndTime = now.strftime("%H%M%S")
+    items = []
+    for n in range(series):
+        item = Dataset()
+        item.PerformingPhysicianName = ""
+        item.ProtocolName = PROTOCOL_NAMES[n % len(PROTOCOL_NAMES)]
+        item.OperatorsName = ""
+        item.SeriesInstanceUID = generate_uid()
+        item.SeriesDescription = item.ProtocolName
+        item.RetrieveAETitle = ""
+        refs = []
+        for _ in range(images):
+            image = Dataset()
+            image.ReferencedSOPClassUID = MR_IMAGE
+            image.ReferencedSOPInstanceUID = generate_uid()
+            refs.append(image)
+        item.ReferencedImageSequence = Sequence(refs)
+        item.ReferencedNonImageCompositeSOPInstanceSequence = Sequence()
+        items.append(item)
+    ds.PerformedSeriesSequence = Sequence(items)
+    return ds
+
+
+def expect(timed: Timed, what: str, accession: str) -> Timed:
+    if timed.status != 0x0000:
+        raise OperationFailed(f"{what} {accession}: status 0x{timed.status & 0xFFFF:04X}")
+    return timed
+
+
+def query_item(console: Console, exam: Booked) -> tuple[Timed, Dataset]:
+    timed = expect(console.find(exam.accession), "C-FIND", exam.accession)
+    if len(timed.result) != 1:
+        raise OperationFailed(f"C-FIND {exam.accession}: {len(timed.result)} items, expected 1")
+    item: Dataset = timed.result[0]
+    return timed, item
+
+
+# ---------------------------------------------------------------- phase 1: latency
+
+
+@dataclass
+class Latencies:
+    echo: list[float] = field(default_factory=list)
+    find: list[float] = field(default_factory=list)
+    create: list[float] = field(default_factory=list)
+    started_visible: list[float] = field(default_factory=list)
+    set_: list[float] = field(default_factory=list)
+    completed_visible: list[float] = field(default_factory=list)
+    get: list[float] = field(default_factory=list)
+    first_get_hits: int = 0
+    gets: int = 0
+
+
+def step_statuses(client: httpx.Client, accession: str) -> list[str]:
+    answer = client.get(f"/api/procedures/{accession}")
+    answer.raise_for_status()
+    return [step["status"] for step in answer.json()["steps"]]
+
+
+def wait_until(
+    client: httpx.Client, accession: str, wanted: str, started: float, lat: Latencies
+) -> tuple[float, bool]:
+    """Poll the API tightly; seconds from ``started`` and whether the first GET showed it."""
+    first = True
+    deadline = time.perf_counter() + POLL_TIMEOUT
+    while True:
+        before = time.perf_counter()
+        statuses = step_statuses(client, accession)
+        after = time.perf_counter()
+        lat.get.append(after - before)
+        lat.gets += 1
+        if statuses == [wanted]:
+            return after - started, first
+        if after > deadline:
+            raise OperationFailed(f"{accession}: API still shows {statuses}, wanted {wanted}")
+        first = False
+
+
+def run_sequential(
+    exams: list[Booked], port: int, api_url: str, nagle: bool, failures: list[str]
+) -> Latencies:
+    lat = Latencies()
+    consoles = {station: Console(port, station, nagle=nagle) for station in STATIONS}
+    with httpx.Client(base_url=api_url, timeout=30) as client:
+        for exam in exams:
+            console = consoles[exam.station]
+            try:
+                lat.echo.append(expect(console.echo(), "C-ECHO", exam.accession).seconds)
+                found, item = query_item(console, exam)
+                lat.find.append(found.seconds)
+                uid = generate_uid()
+                dataset = in_progress(item, exam.station, datetime.now())
+                before = time.perf_counter()
+                lat.create.append(
+                    expect(console.n_create(uid, dataset), "N-CREATE", exam.accession).seconds
+                )
+                seconds, hit = wait_until(client, exam.accession, "STARTED", before, lat)
+                lat.started_visible.append(seconds)
+                lat.first_get_hits += hit
+                modification = completed(datetime.now())
+                before = time.perf_counter()
+                lat.set_.append(
+                    expect(console.n_set(uid, modification), "N-SET", exam.accession).seconds
+                )
+                seconds, hit = wait_until(client, exam.accession, "COMPLETED", before, lat)
+                lat.completed_visible.append(seconds)
+                lat.first_get_hits += hit
+            except (OperationFailed, httpx.HTTPError) as exc:
+                failures.append(f"sequential: {exc}")
+    return lat
+
+
+# ---------------------------------------------------------------- phase 2: throughput
+
+
+@dataclass
+class Throughput:
+    consoles: int
+    exams: int
+    seconds: float
+    mpps_ops: int
+    create: list[float]
+    set_: list[float]
+    find: list[float]
+
+
+def run_concurrent(
+    shares: list[list[Booked]], port: int, api_url: str, nagle: bool, failures: list[str]
+) -> Throughput:
+    lock = threading.Lock()
+    barrier = threading.Barrier(len(shares) + 1)
+    create: list[float] = []
+    set_: list[float] = []
+    find: list[float] = []
+    ops = [0]
+
+    def console_thread(number: int, share: list[Booked]) -> None:
+        consoles = {s: Console(port, s, nagle=nagle) for s in STATIONS}
+        barrier.wait()
+        for exam in share:
+            console = consoles[exam.station]
+            try:
+                found, item = query_item(console, exam)
+                uid = generate_uid()
+                created = console.n_create(uid, in_progress(item, exam.station, datetime.now()))
+                with lock:
+                    ops[0] += 1
+                expect(created, "N-CREATE", exam.accession)
+                modified = console.n_set(uid, completed(datetime.now()))
+                with lock:
+                    ops[0] += 1
+                expect(modified, "N-SET", exam.accession)
+                with lock:
+                    find.append(found.seconds)
+                    create.append(created.seconds)
+                    set_.append(modified.seconds)
+            except Exception as exc:  # a console counts every failure and carries on
+                with lock:
+                    failures.append(f"console {number}: {type(exc).__name__}: {exc}")
+
+    threads = [
+        threading.Thread(target=console_thread, args=(n, share), name=f"console-{n}")
+        for n, share in enumerate(shares, 1)
+    ]
+    for thread in threads:
+        thread.start()
+    started = 0.0
+    try:
+        barrier.wait(timeout=60)
+        started = time.perf_counter()
+    finally:
+        for thread in threads:
+            thread.join()
+    seconds = time.perf_counter() - started
+
+    # Afterwards every step must read COMPLETED through the API.
+    with httpx.Client(base_url=api_url, timeout=30) as client:
+        for exam in (e for share in shares for e in share):
+            try:
+                statuses = step_statuses(client, exam.accession)
+            except httpx.HTTPError as exc:
+                failures.append(f"concurrent check {exam.accession}: {exc}")
+                continue
+            if statuses != ["COMPLETED"]:
+                failures.append(f"concurrent check {exam.accession}: API shows {statuses}")
+    exams = sum(len(share) for share in shares)
+    return Throughput(len(shares), exams, seconds, ops[0], create, set_, find)
+
+
+# ---------------------------------------------------------------- report
+
+
+def ms(seconds: float) -> str:
+    return f"{seconds * 1000:8.2f}"
+
+
+def p95(values: list[float]) -> float:
+    ordered = sorted(values)
+    return ordered[max(0, math.ceil(0.95 * len(ordered)) - 1)]
+
+
+def print_latencies(lat: Latencies) -> None:
+    floor = statistics.median(lat.echo) if lat.echo else float("nan")
+    rows = [
+        ("C-ECHO association (floor)", lat.echo),
+        ("C-FIND by accession", lat.find),
+        ("N-CREATE round trip", lat.create),
+        ("N-CREATE -> STARTED visible", lat.started_visible),
+        ("N-SET round trip", lat.set_),
+        ("N-SET -> COMPLETED visible", lat.completed_visible),
+        ("GET /api/procedures/{acc}", lat.get),
+    ]
+    print()
+    title = "sequential (one exam at a time)"
+    print(f"{title:<32}{'n':>6}{'median ms':>11}{'p95 ms':>10}{'x echo':>9}")
+    print("-" * 68)
+    for name, values in rows:
+        if not values:
+            print(f"{name:<32}{0:>6}{'-':>11}{'-':>10}{'-':>9}")
+            continue
+        median = statistics.median(values)
+        print(
+            f"{name:<32}{len(values):>6}{ms(median):>11}{ms(p95(values)):>10}{median / floor:>9.2f}"
+        )
+    transitions = len(lat.started_visible) + len(lat.completed_visible)
+    print(
+        f"first GET already showed the new status: {lat.first_get_hits}/{transitions} "
+        f"({lat.gets} GETs in all)"
+    )
+    print("round trip = associate + request + response + release; visible = from the start")
+    print("of that association until the first GET (after the release) showing the status")
+
+
+def print_throughput(result: Throughput, failures: int) -> None:
+    print()
+    print(f"concurrent: {result.consoles} consoles, {result.exams} exams")
+    print("-" * 68)
+    print(f"{'wall time':<32}{result.seconds:>10.2f} s")
+    print(f"{'MPPS operations (N-CREATE+N-SET)':<32}{result.mpps_ops:>10}")
+    print(f"{'MPPS operations per second':<32}{result.mpps_ops / result.seconds:>10.1f}")
+    print(f"{'exams per second':<32}{result.exams / result.seconds:>10.1f}")
+    for name, values in (
+        ("C-FIND under load", result.find),
+        ("N-CREATE under load", result.create),
+        ("N-SET under load", result.set_),
+    ):
+        if values:
+            print(
+                f"{name:<32}{ms(statistics.median(values)):>10} ms median"
+                f"{ms(p95(values)):>10} ms p95"
+            )
+    print(f"{'failures':<32}{failures:>10}")
+
+
+# ---------------------------------------------------------------- main
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--exams", type=int, default=200, help="sequential exams (default 200)")
+    parser.add_argument("--consoles", type=int, default=8, help="concurrent consoles (default 8)")
+    parser.add_argument(
+        "--per-console", type=int, default=0, help="exams per console (default exams/consoles)"
+    )
+    parser.add_argument("--database-url", default="", help="default: a temporary SQLite file")
+    parser.add_argument("--quick", action="store_true", help="smoke run: 20 exams, 2 consoles")
+    parser.add_argument(
+        "--nagle", action="store_true", help="leave Nagle on in the console (its default)"
+    )
+    parser.add_argument(
+        "--server-nodelay",
+        action="store_true",
+        help="diagnostic: also set TCP_NODELAY on the server's connections (bench-side)",
+    )
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.exams, args.consoles = 20, 2
+    if args.exams < 1 or args.consoles < 1:
+        parser.error("--exams and --consoles must be at least 1")
+    if args.per_console < 1:
+        args.per_console = max(1, args.exams // args.consoles)
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    backend = args.database_url.split(":", 1)[0] if args.database_url else "sqlite (temporary)"
+    print(
+        f"MPPS benchmark: {os.cpu_count()} CPU cores (os.cpu_count()), "
+        f"Python {sys.version.split()[0]}, database {backend}"
+    )
+    print(
+        "TCP: Nagle "
+        + ("left on in the console (--nagle)" if args.nagle else "off in the console")
+        + ("; off in our SCP too (--server-nodelay)" if args.server_nodelay else "; our SCP as is")
+    )
+    failures: list[str] = []
+    with (
+        tempfile.TemporaryDirectory(prefix="mpps_bench_") as tmp,
+        database(args.database_url, Path(tmp)) as url,
+    ):
+        settings = Settings(
+            database_url=url,
+            var_dir=Path(tmp),
+            protocols_file=ROOT / "worklist/protocols.yaml",
+            nodes_file=ROOT / "dicom_nodes/nodes.yaml",
+            dicom_host=HOST,
+            dicom_port=free_port(),
+            api_host=HOST,
+            api_port=free_port(),
+        )
+        runtime = build_runtime(settings)
+        dicom: Any = None
+        api: ApiServer | None = None
+        try:
+            first_day = runtime.desk.local_now().date() + timedelta(days=1)
+            concurrent_total = args.consoles * args.per_console
+            started = time.perf_counter()
+            sequential = book_exams(runtime, args.exams, first_day, 0)
+            rest = book_exams(runtime, concurrent_total, first_day, args.exams)
+            booking = time.perf_counter() - started
+            shares = [rest[n :: args.consoles] for n in range(args.consoles)]
+            print(
+                f"booked {args.exams + concurrent_total} orders on {', '.join(STATIONS)} "
+                f"from {first_day.isoformat()} in {booking:.1f} s"
+            )
+            config = DicomServerConfig(
+                CALLED_AE, HOST, settings.dicom_port, True, settings.max_associations
+            )
+            dicom = start_dicom_server(config, runtime.nodes, runtime.finder, runtime.mpps)
+            if args.server_nodelay:
+                dicom.bind(evt.EVT_CONN_OPEN, disable_nagle)
+            api = ApiServer(runtime, settings.api_port)
+            api.start()
+            print(f"DICOM {CALLED_AE} @ {HOST}:{settings.dicom_port}, API {api.url}")
+
+            lat = run_sequential(sequential, settings.dicom_port, api.url, args.nagle, failures)
+            print_latencies(lat)
+            before = len(failures)
+            result = run_concurrent(shares, settings.dicom_port, api.url, args.nagle, failures)
+            print_throughput(result, len(failures) - before)
+        finally:
+            if dicom is not None:
+                dicom.shutdown()
+            if api is not None:
+                api.stop()
+            runtime.close()
+    print()
+    if failures:
+        print(f"FAILED: {len(failures)} operation(s)")
+        for line in failures[:20]:
+            print(f"  {line}")
+        return 1
+    print("all operations succeeded")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
