@@ -22,8 +22,9 @@ from mri_pipeline.domain.lifecycle import StepEvent as LifecycleEvent
 from mri_pipeline.domain.safety import SafetyChecklist, missing_items
 from mri_pipeline.domain.scheduling import overlapping
 from mri_pipeline.domain.steps import HIDDEN_FROM_EVERY_QUERY, StepStatus
-from mri_pipeline.services.orders import OrderDesk, station_bookings
-from mri_pipeline.services.workflow import apply_step_event, record_event, steps_of_accession
+from mri_pipeline.services.booking import station_bookings, steps_of_accession
+from mri_pipeline.services.events import apply_step_event, record_event
+from mri_pipeline.services.orders import OrderDesk
 from mri_pipeline.services.worklist import record_status
 
 

@@ -22,9 +22,10 @@ from mri_pipeline.domain.matching import name_search_key
 from mri_pipeline.domain.nodes import NodeTable
 from mri_pipeline.domain.protocols import Catalogue, choose_protocol
 from mri_pipeline.domain.scheduling import NoFreeSlot, next_free_slot, overlapping
-from mri_pipeline.domain.steps import HIDDEN_FROM_EVERY_QUERY, StepStatus
+from mri_pipeline.domain.steps import StepStatus
 from mri_pipeline.domain.worklist_item import WorklistItemFacts, build_worklist_item
-from mri_pipeline.services.workflow import copy_step_for_rescheduling, record_event
+from mri_pipeline.services.booking import copy_step_for_rescheduling, station_bookings
+from mri_pipeline.services.events import record_event
 
 log = logging.getLogger(__name__)
 
@@ -143,19 +144,6 @@ def new_study_uid(root: str) -> str:
     if root in ("", "2.25"):
         return str(generate_uid(prefix=None))
     return str(generate_uid(prefix=root.rstrip(".") + "."))
-
-
-def station_bookings(
-    session: Session, station: str, around: date
-) -> list[tuple[datetime, datetime]]:
-    rows = session.execute(
-        select(ScheduledStep.start_at, ScheduledStep.end_at).where(
-            ScheduledStep.station_ae_title == station,
-            ScheduledStep.start_at >= datetime.combine(around - timedelta(days=1), time.min),
-            ScheduledStep.status.not_in([s.value for s in HIDDEN_FROM_EVERY_QUERY]),
-        )
-    ).all()
-    return [(start, end) for start, end in rows if start is not None and end is not None]
 
 
 def create_order(session: Session, desk: OrderDesk, request: OrderRequest) -> CreatedOrder:

@@ -5,11 +5,10 @@ Every state change is written to ``step_events`` in the same transaction as the 
 
 from __future__ import annotations
 
-import copy
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from pydicom.dataset import Dataset
@@ -20,14 +19,11 @@ from mri_pipeline.db.models import (
     PerformedStep,
     PerformedStepLink,
     PerformedStepMessage,
-    RequestedProcedure,
     ScheduledStep,
-    StepEvent,
 )
 from mri_pipeline.domain.lifecycle import (
     WRONG_WORKLIST_ENTRY,
     IllegalTransition,
-    next_status,
     offers_new_step,
     step_event_from_performed,
 )
@@ -46,81 +42,11 @@ from mri_pipeline.domain.mpps import (
     step_references,
 )
 from mri_pipeline.domain.steps import StepStatus
-from mri_pipeline.services.worklist import record_status
+from mri_pipeline.services.events import apply_step_event, record_event
 
 log = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime]
-
-
-def record_event(
-    session: Session,
-    *,
-    kind: str,
-    actor: str,
-    at: datetime,
-    step: ScheduledStep | None = None,
-    performed: PerformedStep | None = None,
-    from_status: str | None = None,
-    to_status: str | None = None,
-    reason: str | None = None,
-    details: dict[str, Any] | None = None,
-) -> StepEvent:
-    event = StepEvent(
-        scheduled_step_pk=step.id if step is not None else None,
-        performed_step_pk=performed.id if performed is not None else None,
-        accession_number=step.accession_number if step is not None else None,
-        kind=kind,
-        actor=actor,
-        from_status=from_status,
-        to_status=to_status,
-        reason=reason,
-        details=details or {},
-        at=at,
-    )
-    session.add(event)
-    return event
-
-
-def apply_step_event(
-    session: Session,
-    step: ScheduledStep,
-    event: LifecycleEvent,
-    *,
-    actor: str,
-    at: datetime,
-    reason: str | None = None,
-    discontinuation_code: str | None = None,
-    performed: PerformedStep | None = None,
-    details: dict[str, Any] | None = None,
-) -> StepStatus:
-    """Move ``step`` by ``event`` (raises ``IllegalTransition``) and record the event."""
-    current = StepStatus(step.status)
-    new = next_status(current, event, discontinuation_code=discontinuation_code)
-    if new is not current:
-        record_status(session, step, new.value, at=at)
-    record_event(
-        session,
-        kind=event.value,
-        actor=actor,
-        at=at,
-        step=step,
-        performed=performed,
-        from_status=current.value,
-        to_status=new.value,
-        reason=reason,
-        details=details,
-    )
-    log.info(
-        "step %s accession=%s sps_id=%s %s -> %s actor=%s",
-        event.value,
-        step.accession_number,
-        step.sps_id,
-        current.value,
-        new.value,
-        actor,
-    )
-    return new
 
 
 def _one_or_none(session: Session, statement: Any) -> ScheduledStep | None:
@@ -393,71 +319,3 @@ def _settle_step(
             to_status=new_step.status,
             reason=f"replaces discontinued step {step.sps_id}",
         )
-
-
-def copy_step_for_rescheduling(
-    session: Session, step: ScheduledStep, *, sps_id: str, start: datetime, at: datetime
-) -> ScheduledStep:
-    """A new SCHEDULED step of the same procedure (new SPS ID, new start)."""
-    item = Dataset.from_json(step.dataset_json)
-    sps = item.ScheduledProcedureStepSequence[0]
-    sps.ScheduledProcedureStepID = sps_id
-    sps.ScheduledProcedureStepStartDate = start.strftime("%Y%m%d")
-    sps.ScheduledProcedureStepStartTime = start.strftime("%H%M%S")
-    sps.ScheduledProcedureStepStatus = StepStatus.SCHEDULED.value
-    length = (
-        (step.end_at - step.start_at) if step.end_at and step.start_at else timedelta(minutes=30)
-    )
-    new_step = ScheduledStep(
-        sps_id=sps_id,
-        procedure_pk=step.procedure_pk,
-        status=StepStatus.SCHEDULED.value,
-        station_ae_title=step.station_ae_title,
-        station_multi=step.station_multi,
-        station_name=step.station_name,
-        modality=step.modality,
-        start_at=start,
-        end_at=start + length,
-        patient_id=step.patient_id,
-        patient_name_key=step.patient_name_key,
-        accession_number=step.accession_number,
-        requested_procedure_id=step.requested_procedure_id,
-        study_instance_uid=step.study_instance_uid,
-        revision=1,
-        dataset_json=copy.deepcopy(item).to_json(),
-        updated_at=at,
-    )
-    session.add(new_step)
-    session.flush()
-    return new_step
-
-
-def steps_of_accession(session: Session, accession_number: str) -> list[ScheduledStep]:
-    return list(
-        session.execute(
-            select(ScheduledStep)
-            .where(ScheduledStep.accession_number == accession_number)
-            .order_by(ScheduledStep.id)
-            .with_for_update()
-        ).scalars()
-    )
-
-
-def procedure_of(session: Session, accession_number: str) -> RequestedProcedure | None:
-    return session.execute(
-        select(RequestedProcedure).where(RequestedProcedure.accession_number == accession_number)
-    ).scalar_one_or_none()
-
-
-__all__ = [
-    "IllegalTransition",
-    "MppsResult",
-    "apply_step_event",
-    "copy_step_for_rescheduling",
-    "match_steps",
-    "procedure_of",
-    "receive_n_create",
-    "receive_n_set",
-    "record_event",
-    "steps_of_accession",
-]

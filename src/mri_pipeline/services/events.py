@@ -1,0 +1,87 @@
+"""Recording what happens to an examination: one row per event, in the change's transaction."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from mri_pipeline.db.models import PerformedStep, ScheduledStep, StepEvent
+from mri_pipeline.domain.lifecycle import StepEvent as LifecycleEvent
+from mri_pipeline.domain.lifecycle import next_status
+from mri_pipeline.domain.steps import StepStatus
+from mri_pipeline.services.worklist import record_status
+
+log = logging.getLogger(__name__)
+
+
+def record_event(
+    session: Session,
+    *,
+    kind: str,
+    actor: str,
+    at: datetime,
+    step: ScheduledStep | None = None,
+    performed: PerformedStep | None = None,
+    from_status: str | None = None,
+    to_status: str | None = None,
+    reason: str | None = None,
+    details: dict[str, Any] | None = None,
+) -> StepEvent:
+    event = StepEvent(
+        scheduled_step_pk=step.id if step is not None else None,
+        performed_step_pk=performed.id if performed is not None else None,
+        accession_number=step.accession_number if step is not None else None,
+        kind=kind,
+        actor=actor,
+        from_status=from_status,
+        to_status=to_status,
+        reason=reason,
+        details=details or {},
+        at=at,
+    )
+    session.add(event)
+    return event
+
+
+def apply_step_event(
+    session: Session,
+    step: ScheduledStep,
+    event: LifecycleEvent,
+    *,
+    actor: str,
+    at: datetime,
+    reason: str | None = None,
+    discontinuation_code: str | None = None,
+    performed: PerformedStep | None = None,
+    details: dict[str, Any] | None = None,
+) -> StepStatus:
+    """Move ``step`` by ``event`` (raises ``IllegalTransition``) and record the event."""
+    current = StepStatus(step.status)
+    new = next_status(current, event, discontinuation_code=discontinuation_code)
+    if new is not current:
+        record_status(session, step, new.value, at=at)
+    record_event(
+        session,
+        kind=event.value,
+        actor=actor,
+        at=at,
+        step=step,
+        performed=performed,
+        from_status=current.value,
+        to_status=new.value,
+        reason=reason,
+        details=details,
+    )
+    log.info(
+        "step %s accession=%s sps_id=%s %s -> %s actor=%s",
+        event.value,
+        step.accession_number,
+        step.sps_id,
+        current.value,
+        new.value,
+        actor,
+    )
+    return new
