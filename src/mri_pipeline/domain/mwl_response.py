@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import copy
-
 from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset
+from pydicom.multival import MultiValue
 from pydicom.sequence import Sequence
 
 from mri_pipeline.domain.matching import SPECIFIC_CHARACTER_SET, TIMEZONE_OFFSET, values_of
@@ -26,7 +25,7 @@ def build_response(query: Dataset, item: Dataset) -> Dataset:
         stored = item.get(tag)
         if tag == TIMEZONE_OFFSET:
             if stored is not None and stored.value:
-                response.add(copy.deepcopy(stored))
+                response.add(copy_element(stored))
             continue
         if stored is None:
             response.add(DataElement(tag, key.VR, Sequence() if key.VR == "SQ" else None))
@@ -34,13 +33,32 @@ def build_response(query: Dataset, item: Dataset) -> Dataset:
         if key.VR == "SQ" or stored.VR == "SQ":
             query_items = list(key.value) if key.VR == "SQ" and key.value else []
             if not query_items or len(query_items[0]) == 0:
-                response.add(copy.deepcopy(stored))
+                response.add(copy_element(stored))
             else:
                 reduced = Sequence(build_response(query_items[0], s) for s in stored.value)
                 response.add(DataElement(tag, "SQ", reduced))
             continue
-        response.add(DataElement(tag, stored.VR, copy.deepcopy(stored.value)))
+        response.add(copy_element(stored))
     return response
+
+
+def copy_element(element: DataElement) -> DataElement:
+    """A copy that shares immutable values: answers are built from cached items, which
+    must never change, and a deep copy of every value was most of an answer's cost."""
+    if element.VR == "SQ":
+        items = Sequence(copy_dataset(item) for item in element.value)
+        return DataElement(element.tag, "SQ", items)
+    value = element.value
+    if isinstance(value, MultiValue | list):
+        value = list(value)
+    return DataElement(element.tag, element.VR, value)
+
+
+def copy_dataset(dataset: Dataset) -> Dataset:
+    copied = Dataset()
+    for element in dataset:
+        copied.add(copy_element(element))
+    return copied
 
 
 def needs_extended_charset(dataset: Dataset) -> bool:
