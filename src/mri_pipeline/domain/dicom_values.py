@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime, time
 from typing import Generic, TypeVar
@@ -51,30 +52,26 @@ class Range(Generic[T]):
     high: T | None
 
 
-def parse_date_key(value: str) -> Range[date]:
-    """A DA matching key: single value or range (``d1-d2``, ``-d2``, ``d1-``)."""
+def _parse_range(value: str, parse: Callable[[str], T], kind: str) -> Range[T]:
     if "-" not in value:
-        day = parse_da(value)
-        return Range(day, day)
+        single = parse(value)
+        return Range(single, single)
     low, _, high = value.partition("-")
     if "-" in high:
-        raise InvalidQuery(f"date range {value!r} has more than one '-'")
+        raise InvalidQuery(f"{kind} range {value!r} has more than one '-'")
     if not low.strip() and not high.strip():
-        raise InvalidQuery("date range '-' has neither end")
-    return Range(parse_da(low) if low.strip() else None, parse_da(high) if high.strip() else None)
+        raise InvalidQuery(f"{kind} range '-' has neither end")
+    return Range(parse(low) if low.strip() else None, parse(high) if high.strip() else None)
+
+
+def parse_date_key(value: str) -> Range[date]:
+    """A DA matching key: single value or range (``d1-d2``, ``-d2``, ``d1-``)."""
+    return _parse_range(value, parse_da, "date")
 
 
 def parse_time_key(value: str) -> Range[time]:
     """A TM matching key: single value or range; a range may not cross midnight."""
-    if "-" not in value:
-        moment = parse_tm(value)
-        return Range(moment, moment)
-    low, _, high = value.partition("-")
-    if "-" in high:
-        raise InvalidQuery(f"time range {value!r} has more than one '-'")
-    if not low.strip() and not high.strip():
-        raise InvalidQuery("time range '-' has neither end")
-    return Range(parse_tm(low) if low.strip() else None, parse_tm(high) if high.strip() else None)
+    return _parse_range(value, parse_tm, "time")
 
 
 def combine_interval(

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Iterable, Iterator
-from datetime import date, datetime, time
+from collections.abc import Callable, Iterable, Iterator
+from datetime import datetime
 from functools import lru_cache
-from typing import Any
+from typing import Any, TypeVar
 
 from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset
@@ -29,6 +29,8 @@ from mri_pipeline.domain.dicom_values import (
     parse_tm,
 )
 from mri_pipeline.domain.errors import InvalidQuery
+
+V = TypeVar("V")
 
 SPECIFIC_CHARACTER_SET = Tag(0x0008, 0x0005)
 TIMEZONE_OFFSET = Tag(0x0008, 0x0201)
@@ -170,22 +172,13 @@ def _as_text(value: Any) -> str:
     return str(value).strip() if value is not None else ""
 
 
-def _stored_date(item: Dataset, tag: BaseTag) -> date | None:
+def _stored(item: Dataset, tag: BaseTag, parse: Callable[[str], V]) -> V | None:
+    """A stored date or time; unknown or unreadable counts as absent."""
     element = item.get(tag)
     if element is None or is_empty(element):
         return None
     try:
-        return parse_da(_as_text(values_of(element)[0]))
-    except InvalidQuery:
-        return None
-
-
-def _stored_time(item: Dataset, tag: BaseTag) -> time | None:
-    element = item.get(tag)
-    if element is None or is_empty(element):
-        return None
-    try:
-        return parse_tm(_as_text(values_of(element)[0]))
+        return parse(_as_text(values_of(element)[0]))
     except InvalidQuery:
         return None
 
@@ -207,19 +200,19 @@ def _date_time_pair_match(
     times = parse_time_key(time_key) if time_key is not None else None
     if date_key is None:
         assert times is not None
-        moment = _stored_time(item, time_tag)
+        moment = _stored(item, time_tag, parse_tm)
         if moment is None:
             return False
         return (times.low is None or moment >= times.low) and (
             times.high is None or moment <= times.high
         )
     dates = parse_date_key(date_key)
-    day = _stored_date(item, date_tag)
+    day = _stored(item, date_tag, parse_da)
     if day is None:
         return False
     if times is None:
         return (dates.low is None or day >= dates.low) and (dates.high is None or day <= dates.high)
-    moment = _stored_time(item, time_tag)
+    moment = _stored(item, time_tag, parse_tm)
     if moment is None:
         return False
     low, high = combine_interval(dates, times)
