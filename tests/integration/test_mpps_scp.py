@@ -2,12 +2,8 @@
 
 from __future__ import annotations
 
-import shutil
-import subprocess
 import threading
-import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,15 +14,13 @@ from pydicom.sequence import Sequence
 from pydicom.uid import generate_uid
 from pynetdicom import AE
 from pynetdicom.sop_class import ModalityPerformedProcedureStep, ModalityWorklistInformationFind
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
-from sqlalchemy.pool import NullPool
 
 from mri_pipeline.api.app import create_app
 from mri_pipeline.dicom.mpps import MppsHandlers
 from mri_pipeline.dicom.server import DicomServerConfig, start_dicom_server
 from mri_pipeline.runtime import Runtime
-from tests.conftest import POSTGRES_URL, fixed_clock
+from tests.conftest import fixed_clock
+from tests.integration.dbtools import restart_postgresql
 from tests.integration.test_mwl_scp import book
 
 MR_IMAGE = "1.2.840.10008.5.1.4.1.1.4"
@@ -483,34 +477,6 @@ def test_racing_n_sets_leave_one_consistent_result(
     assert performed in ("COMPLETED", "DISCONTINUED")
     assert statuses(api, accession) == [performed]
     assert timeline["performed_steps"][0]["messages"] == 2  # N-CREATE and the one N-SET
-
-
-def restart_postgresql() -> None:
-    """Restart the local cluster when we run it; else end every session (the same to us)."""
-    host = make_url(POSTGRES_URL).host or "localhost"
-    clusters = Path("/etc/postgresql")
-    if shutil.which("pg_ctlcluster") and host in ("127.0.0.1", "localhost") and clusters.is_dir():
-        version = sorted(p.name for p in clusters.iterdir())[-1]
-        subprocess.run(
-            ["pg_ctlcluster", "--skip-systemctl-redirect", version, "main", "restart"],
-            check=True,
-            timeout=120,
-        )
-        for _ in range(100):
-            ready = subprocess.run(["pg_isready", "-h", host, "-q"], check=False, timeout=10)
-            if ready.returncode == 0:
-                return
-            time.sleep(0.2)
-        raise AssertionError("PostgreSQL did not come back")
-    admin = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT", poolclass=NullPool)
-    with admin.connect() as connection:
-        connection.execute(
-            text(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
-            )
-        )
-    admin.dispose()
 
 
 def test_a_database_restart_between_n_create_and_n_set_loses_nothing(

@@ -16,12 +16,15 @@ from pydicom.sequence import Sequence
 from pynetdicom import AE
 from pynetdicom.sop_class import ModalityWorklistInformationFind
 
+from mri_pipeline.db.engine import make_engine, make_session_factory
 from mri_pipeline.db.models import ScheduledStep
 from mri_pipeline.dicom.server import DicomServerConfig, start_dicom_server
 from mri_pipeline.runtime import Runtime
 from mri_pipeline.services.orders import OrderRequest, PatientIn, create_order
-from mri_pipeline.services.worklist import record_status
+from mri_pipeline.services.worklist import WorklistFinder, record_status
 from mri_pipeline.services.worklist_files import store_item
+from tests.conftest import free_port
+from tests.integration.dbtools import restart_postgresql
 from tests.integration.dcmtk import echoscu, findscu
 from tests.integration.test_worklist_narrowing import synthetic_item
 
@@ -307,4 +310,33 @@ def test_garbage_identifiers_get_an_answer_and_the_server_keeps_serving(
     final = answers[-1][0]
     assert final in (0x0000, 0xA900, 0xC310), hex(final)
     assert all(status in (0xFF00, 0xFF01) for status, _ in answers[:-1])
+    assert len(findscu(scp, ["0010,0020"], tmp_path).responses) == 3
+
+
+def test_an_unreachable_database_gets_c001_and_the_server_keeps_serving(
+    runtime: Runtime, tmp_path: Path
+) -> None:
+    # Port 1 on loopback: nothing listens, so every connection attempt fails at once.
+    engine = make_engine("postgresql+psycopg://nobody@127.0.0.1:1/none?connect_timeout=2")
+    finder = WorklistFinder(make_session_factory(engine))
+    port = free_port()
+    config = DicomServerConfig("LSP_RIS", "127.0.0.1", port, False, 4)
+    server = start_dicom_server(config, runtime.nodes, finder)
+    try:
+        answers = pynetdicom_find(port, "FINDSCU", name_query("Smith*"))
+        assert [status for status, _ in answers] == [0xC001]
+        assert echoscu(port).returncode == 0
+    finally:
+        server.shutdown()
+        engine.dispose()
+
+
+def test_the_worklist_answers_again_after_a_database_restart(
+    runtime: Runtime, scp: int, booked: dict[str, str], tmp_path: Path, database_url: str
+) -> None:
+    assert len(findscu(scp, ["0010,0020"], tmp_path).responses) == 3
+    if database_url.startswith("postgresql"):
+        restart_postgresql()
+    else:
+        runtime.engine.dispose()
     assert len(findscu(scp, ["0010,0020"], tmp_path).responses) == 3
