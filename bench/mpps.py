@@ -54,7 +54,6 @@ from typing import Any
 import httpx
 import uvicorn
 from pydicom.dataset import Dataset
-from pydicom.sequence import Sequence
 from pydicom.uid import generate_uid
 from pynetdicom import AE, evt
 from sqlalchemy import create_engine, text
@@ -63,6 +62,12 @@ from sqlalchemy.pool import NullPool
 
 from mri_pipeline.api.app import create_app
 from mri_pipeline.config import Settings
+from mri_pipeline.dicom.console_messages import (
+    PerformedSeries,
+    mpps_final,
+    mpps_in_progress,
+    worklist_query,
+)
 from mri_pipeline.dicom.server import DicomServerConfig, start_dicom_server
 from mri_pipeline.runtime import Runtime, build_runtime
 from mri_pipeline.services.orders import OrderRequest, PatientIn, create_order
@@ -74,7 +79,6 @@ STATIONS = ["MRI1", "MRI2"]
 FIRST_SLOT = dtime(7, 0)
 SLOT_MINUTES = 30  # the radiculopathy protocol (LSP-RAD)
 SLOTS_PER_DAY = 28  # 07:00-21:00
-MR_IMAGE = "1.2.840.10008.5.1.4.1.1.4"
 # SOP Class UIDs as strings: pynetdicom.sop_class builds its names at run time (mypy sees none)
 VERIFICATION = "1.2.840.10008.1.1"
 MODALITY_WORKLIST_FIND = "1.2.840.10008.5.1.4.31"
@@ -229,7 +233,7 @@ class Console:
         return self._timed(send)
 
     def find(self, accession: str) -> Timed:
-        query = worklist_query(accession, self.ae.ae_title)
+        query = worklist_query(station=self.ae.ae_title, accession=accession, modality="MR")
 
         def send(assoc: Any) -> tuple[int, Any]:
             items: list[Dataset] = []
@@ -260,94 +264,18 @@ class Console:
         return self._timed(send)
 
 
-def worklist_query(accession: str, station: str) -> Dataset:
-    query = Dataset()
-    query.PatientName = ""
-    query.PatientID = ""
-    query.PatientBirthDate = ""
-    query.PatientSex = ""
-    query.AccessionNumber = accession
-    query.StudyInstanceUID = ""
-    query.RequestedProcedureID = ""
-    query.RequestedProcedureDescription = ""
-    step = Dataset()
-    step.ScheduledStationAETitle = station
-    step.ScheduledProcedureStepStartDate = ""
-    step.ScheduledProcedureStepStartTime = ""
-    step.Modality = "MR"
-    step.ScheduledProcedureStepID = ""
-    step.ScheduledProcedureStepStatus = ""
-    step.ScheduledProcedureStepDescription = ""
-    step.ScheduledProtocolCodeSequence = Sequence()
-    query.ScheduledProcedureStepSequence = Sequence([step])
-    return query
-
-
 def in_progress(item: Dataset, station: str, now: datetime) -> Dataset:
-    """The N-CREATE a console sends for the worklist item it chose (IHE SWF, E.2)."""
-    ref = Dataset()
-    ref.StudyInstanceUID = item.StudyInstanceUID
-    ref.ReferencedStudySequence = Sequence()
-    ref.AccessionNumber = item.AccessionNumber
-    ref.RequestedProcedureID = item.RequestedProcedureID
-    ref.RequestedProcedureDescription = item.RequestedProcedureDescription
-    sps = item.ScheduledProcedureStepSequence[0]
-    ref.ScheduledProcedureStepID = sps.ScheduledProcedureStepID
-    ref.ScheduledProcedureStepDescription = sps.ScheduledProcedureStepDescription
-    ref.ScheduledProtocolCodeSequence = sps.ScheduledProtocolCodeSequence
-    ds = Dataset()
-    ds.SpecificCharacterSet = "ISO_IR 192"
-    ds.ScheduledStepAttributesSequence = Sequence([ref])
-    ds.PatientName = item.PatientName
-    ds.PatientID = item.PatientID
-    ds.PatientBirthDate = item.get("PatientBirthDate", "")
-    ds.PatientSex = item.get("PatientSex", "")
-    ds.ReferencedPatientSequence = Sequence()
-    ds.PerformedProcedureStepID = f"PPS{uuid.uuid4().hex[:8].upper()}"
-    ds.PerformedStationAETitle = station
-    ds.PerformedStationName = station
-    ds.PerformedLocation = f"MR ROOM {station[-1]}"
-    ds.PerformedProcedureStepStartDate = now.strftime("%Y%m%d")
-    ds.PerformedProcedureStepStartTime = now.strftime("%H%M%S")
-    ds.PerformedProcedureStepStatus = "IN PROGRESS"
-    ds.PerformedProcedureStepDescription = "Lumbar spine"
-    ds.PerformedProcedureTypeDescription = ""
-    ds.ProcedureCodeSequence = Sequence()
-    ds.PerformedProcedureStepEndDate = ""
-    ds.PerformedProcedureStepEndTime = ""
-    ds.Modality = "MR"
-    ds.StudyID = "1"
-    ds.PerformedProtocolCodeSequence = Sequence()
-    ds.PerformedSeriesSequence = Sequence()
-    return ds
+    """The N-CREATE a console sends for the worklist item it chose."""
+    pps_id = f"PPS{uuid.uuid4().hex[:8].upper()}"
+    return mpps_in_progress([item], station=station, started=now, pps_id=pps_id)
 
 
 def completed(now: datetime, series: int = 2, images: int = 3) -> Dataset:
     """The N-SET that closes the step, listing every series and image made."""
-    ds = Dataset()
-    ds.PerformedProcedureStepStatus = "COMPLETED"
-    ds.PerformedProcedureStepEndDate = now.strftime("%Y%m%d")
-    ds.PerformedProcedureStepEndTime = now.strftime("%H%M%S")
-    items = []
-    for n in range(series):
-        item = Dataset()
-        item.PerformingPhysicianName = ""
-        item.ProtocolName = PROTOCOL_NAMES[n % len(PROTOCOL_NAMES)]
-        item.OperatorsName = ""
-        item.SeriesInstanceUID = generate_uid()
-        item.SeriesDescription = item.ProtocolName
-        item.RetrieveAETitle = ""
-        refs = []
-        for _ in range(images):
-            image = Dataset()
-            image.ReferencedSOPClassUID = MR_IMAGE
-            image.ReferencedSOPInstanceUID = generate_uid()
-            refs.append(image)
-        item.ReferencedImageSequence = Sequence(refs)
-        item.ReferencedNonImageCompositeSOPInstanceSequence = Sequence()
-        items.append(item)
-    ds.PerformedSeriesSequence = Sequence(items)
-    return ds
+    made = [
+        PerformedSeries.made(PROTOCOL_NAMES[n % len(PROTOCOL_NAMES)], images) for n in range(series)
+    ]
+    return mpps_final(made, ended=now)
 
 
 def expect(timed: Timed, what: str, accession: str) -> Timed:

@@ -46,7 +46,7 @@ def test_a_console_runs_an_examination_against_dicom_serve(
                 break
             time.sleep(0.1)
         console = Console(port)
-        [item] = console.worklist(AccessionNumber=accession)
+        [item] = console.worklist(accession=accession)
         uid = generate_uid()
         assert console.n_create(uid, in_progress(item)).Status == 0x0000
         assert console.n_set(uid, final()).Status == 0x0000

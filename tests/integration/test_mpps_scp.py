@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
+from datetime import datetime
 from typing import Any
 
 import pytest
@@ -16,14 +17,18 @@ from pynetdicom import AE
 from pynetdicom.sop_class import ModalityPerformedProcedureStep, ModalityWorklistInformationFind
 
 from mri_pipeline.api.app import create_app
+from mri_pipeline.dicom.console_messages import (
+    PerformedSeries,
+    mpps_final,
+    mpps_in_progress,
+    worklist_query,
+)
 from mri_pipeline.dicom.mpps import MppsHandlers
 from mri_pipeline.dicom.server import DicomServerConfig, start_dicom_server
 from mri_pipeline.runtime import Runtime
 from tests.conftest import fixed_clock
 from tests.integration.dbtools import restart_postgresql
 from tests.integration.test_mwl_scp import book
-
-MR_IMAGE = "1.2.840.10008.5.1.4.1.1.4"
 
 
 @pytest.fixture
@@ -56,23 +61,8 @@ class Console:
         assert assoc.is_established
         return assoc
 
-    def worklist(self, **keys: str) -> list[Dataset]:
-        query = Dataset()
-        query.PatientName = ""
-        query.PatientID = ""
-        query.AccessionNumber = ""
-        query.StudyInstanceUID = ""
-        query.RequestedProcedureID = ""
-        query.RequestedProcedureDescription = ""
-        step = Dataset()
-        step.ScheduledStationAETitle = keys.pop("station", "")
-        step.ScheduledProcedureStepID = ""
-        step.ScheduledProcedureStepStatus = keys.pop("status", "")
-        step.ScheduledProcedureStepDescription = ""
-        step.ScheduledProtocolCodeSequence = Sequence()
-        query.ScheduledProcedureStepSequence = Sequence([step])
-        for keyword, value in keys.items():
-            setattr(query, keyword, value)
+    def worklist(self, *, station: str = "", accession: str = "") -> list[Dataset]:
+        query = worklist_query(station=station, accession=accession)
         assoc = self._assoc()
         try:
             return [
@@ -100,96 +90,22 @@ class Console:
             assoc.release()
 
 
+STARTED = datetime(2026, 3, 2, 8, 10)
+ENDED = datetime(2026, 3, 2, 8, 35)
+PROTOCOL_NAMES = ["SAG T1 TSE", "SAG T2 TSE", "AX T2 TSE"]
+
+
 def in_progress(*items: Dataset, station: str = "MRI1") -> Dataset:
-    """An N-CREATE as consoles send it, for the worklist items chosen (E.2)."""
-    ds = Dataset()
-    ds.SpecificCharacterSet = "ISO_IR 192"
-    first = items[0] if items else Dataset()
-    ssa = []
-    for item in items:
-        ref = Dataset()
-        ref.StudyInstanceUID = item.StudyInstanceUID
-        ref.ReferencedStudySequence = Sequence()
-        ref.AccessionNumber = item.AccessionNumber
-        ref.RequestedProcedureID = item.RequestedProcedureID
-        ref.RequestedProcedureDescription = item.RequestedProcedureDescription
-        step = item.ScheduledProcedureStepSequence[0]
-        ref.ScheduledProcedureStepID = step.ScheduledProcedureStepID
-        ref.ScheduledProcedureStepDescription = step.ScheduledProcedureStepDescription
-        ref.ScheduledProtocolCodeSequence = step.ScheduledProtocolCodeSequence
-        ssa.append(ref)
-    if not items:
-        ref = Dataset()
-        ref.StudyInstanceUID = generate_uid()
-        ref.ReferencedStudySequence = Sequence()
-        ref.AccessionNumber = ""
-        ref.RequestedProcedureID = ""
-        ref.RequestedProcedureDescription = ""
-        ref.ScheduledProcedureStepID = ""
-        ref.ScheduledProcedureStepDescription = ""
-        ref.ScheduledProtocolCodeSequence = Sequence()
-        ssa.append(ref)
-    ds.ScheduledStepAttributesSequence = Sequence(ssa)
-    ds.PatientName = first.get("PatientName", "Unknown^Patient")
-    ds.PatientID = first.get("PatientID", "UNSCHEDULED1")
-    ds.PatientBirthDate = ""
-    ds.PatientSex = ""
-    ds.ReferencedPatientSequence = Sequence()
-    ds.PerformedProcedureStepID = "PPS1"
-    ds.PerformedStationAETitle = station
-    ds.PerformedStationName = station
-    ds.PerformedLocation = "MR ROOM 1"
-    ds.PerformedProcedureStepStartDate = "20260302"
-    ds.PerformedProcedureStepStartTime = "081000"
-    ds.PerformedProcedureStepStatus = "IN PROGRESS"
-    ds.PerformedProcedureStepDescription = "Lumbar spine"
-    ds.PerformedProcedureTypeDescription = ""
-    ds.ProcedureCodeSequence = Sequence()
-    ds.PerformedProcedureStepEndDate = ""
-    ds.PerformedProcedureStepEndTime = ""
-    ds.Modality = "MR"
-    ds.StudyID = "1"
-    ds.PerformedProtocolCodeSequence = Sequence()
-    ds.PerformedSeriesSequence = Sequence()
-    return ds
+    return mpps_in_progress(items, station=station, started=STARTED)
 
 
 def final(status: str = "COMPLETED", *, series: int = 2, reason: str | None = None) -> Dataset:
-    """An N-SET that closes the step, listing every instance made."""
-    ds = Dataset()
-    ds.PerformedProcedureStepStatus = status
-    ds.PerformedProcedureStepEndDate = "20260302"
-    ds.PerformedProcedureStepEndTime = "083500"
-    items = []
-    for n in range(series):
-        item = Dataset()
-        item.PerformingPhysicianName = ""
-        item.ProtocolName = ["SAG T1 TSE", "SAG T2 TSE", "AX T2 TSE"][n % 3]
-        item.OperatorsName = ""
-        item.SeriesInstanceUID = generate_uid()
-        item.SeriesDescription = item.ProtocolName
-        item.RetrieveAETitle = ""
-        images = []
-        for _ in range(3):
-            image = Dataset()
-            image.ReferencedSOPClassUID = MR_IMAGE
-            image.ReferencedSOPInstanceUID = generate_uid()
-            images.append(image)
-        item.ReferencedImageSequence = Sequence(images)
-        item.ReferencedNonImageCompositeSOPInstanceSequence = Sequence()
-        items.append(item)
-    ds.PerformedSeriesSequence = Sequence(items)
-    if reason is not None:
-        code = Dataset()
-        code.CodeValue = reason
-        code.CodingSchemeDesignator = "DCM"
-        code.CodeMeaning = "reason"
-        ds.PerformedProcedureStepDiscontinuationReasonCodeSequence = Sequence([code])
-    return ds
+    made = [PerformedSeries.made(PROTOCOL_NAMES[n % 3], images=3) for n in range(series)]
+    return mpps_final(made, ended=ENDED, status=status, reason=reason)
 
 
 def item_for(console: Console, accession: str) -> Dataset:
-    [item] = console.worklist(AccessionNumber=accession)
+    [item] = console.worklist(accession=accession)
     return item
 
 
@@ -213,7 +129,7 @@ def test_a_whole_examination_moves_the_worklist_and_the_timeline(
     )
     assert console.n_set(uid, final()).Status == 0x0000
     assert statuses(api, accession) == ["COMPLETED"]
-    assert console.worklist(station="MRI1", AccessionNumber=accession) == []
+    assert console.worklist(station="MRI1", accession=accession) == []
     timeline = api.get(f"/api/procedures/{accession}").json()
     kinds = [(e["kind"], e["from_status"], e["to_status"], e["actor"]) for e in timeline["events"]]
     assert ("MPPS_STARTED", "SCHEDULED", "STARTED", "MRI1") in kinds
@@ -337,7 +253,7 @@ def test_wrong_worklist_entry_returns_the_step_to_scheduled_and_flags_images(
     timeline = api.get(f"/api/procedures/{accession}").json()
     assert [s["status"] for s in timeline["steps"]] == ["SCHEDULED"]
     assert "incorrect worklist entry" in timeline["performed_steps"][0]["images_flagged"]
-    assert len(console.worklist(AccessionNumber=accession)) == 1
+    assert len(console.worklist(accession=accession)) == 1
 
 
 def test_rescheduling_reasons_discontinue_and_offer_a_new_step(
@@ -351,7 +267,7 @@ def test_rescheduling_reasons_discontinue_and_offer_a_new_step(
     console.n_create(uid, dataset)
     assert console.n_set(uid, final("DISCONTINUED", reason="110528")).Status == 0x0000
     assert statuses(api, accession) == ["DISCONTINUED", "SCHEDULED"]
-    [offered] = console.worklist(AccessionNumber=accession)
+    [offered] = console.worklist(accession=accession)
     assert offered.ScheduledProcedureStepSequence[0].ScheduledProcedureStepStatus == "SCHEDULED"
 
 
