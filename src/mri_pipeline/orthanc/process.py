@@ -1,0 +1,264 @@
+"""Orthanc as a child process: configuration generated from the node table, start,
+health check, stop.
+
+Orthanc reads every ``*.json`` file of the folder it is given and refuses a key
+defined in two files, so the committed ``orthanc.json`` holds what every
+installation shares and ``generated.json`` only what differs per machine and start
+(ports, folders, credentials, plugin paths, modalities).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import secrets
+import shutil
+import signal
+import subprocess
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import httpx
+
+from mri_pipeline.domain.nodes import NodeRole, NodeTable
+
+log = logging.getLogger(__name__)
+
+ORTHANC_EXECUTABLE = Path("/usr/sbin/Orthanc")
+PLUGIN_DIRECTORIES = (
+    Path("/usr/share/orthanc/plugins"),
+    Path("/usr/lib/orthanc/plugins"),
+    Path("/usr/local/share/orthanc/plugins"),
+)
+DICOMWEB_PLUGIN = "libOrthancDicomWeb.so"
+ORTHANC_USERNAME = "mri-pipeline"
+QUERY_ROLES = (NodeRole.WORKSTATION, NodeRole.ARCHIVE)
+
+
+class OrthancStartError(RuntimeError):
+    """Orthanc did not come up healthy; the message carries the tail of its log."""
+
+
+def orthanc_credentials(var_dir: Path) -> tuple[str, str]:
+    """The REST user and password: read from ``var_dir/orthanc/credentials.json``,
+    generated (mode 0600) at the first start."""
+    path = var_dir / "orthanc" / "credentials.json"
+    if path.exists():
+        stored = json.loads(path.read_text(encoding="utf-8"))
+        return str(stored["username"]), str(stored["password"])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    username, password = ORTHANC_USERNAME, secrets.token_urlsafe(24)
+    # O_EXCL with the mode at creation: the password is never readable by others,
+    # not even for the moment between writing and a later chmod.
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "w", encoding="utf-8") as file:
+        json.dump({"username": username, "password": password}, file)
+    log.info("generated Orthanc REST credentials", extra={"path": str(path)})
+    return username, password
+
+
+def modality_entry(ae_title: str, host: str, port: int, role: NodeRole) -> dict[str, Any]:
+    """One ``DicomModalities`` entry (Orthanc 1.10 object form) with the role's rights."""
+    queries = role in QUERY_ROLES
+    return {
+        "AET": ae_title,
+        "Host": host,
+        "Port": port,
+        "Manufacturer": "Generic",
+        "AllowEcho": True,
+        "AllowStore": role is NodeRole.SCANNER,
+        "AllowFind": queries,
+        "AllowFindWorklist": False,
+        "AllowGet": queries,
+        "AllowMove": queries,
+        "AllowStorageCommitment": role is NodeRole.SCANNER,
+    }
+
+
+def generated_configuration(
+    nodes: NodeTable,
+    *,
+    http_port: int,
+    dicom_port: int,
+    storage_dir: Path,
+    index_dir: Path,
+    credentials: tuple[str, str],
+    plugins: Sequence[Path],
+) -> dict[str, Any]:
+    """The per-machine part of Orthanc's configuration (pure: no file is touched)."""
+    username, password = credentials
+    return {
+        "HttpPort": http_port,
+        "DicomPort": dicom_port,
+        "StorageDirectory": str(storage_dir),
+        "IndexDirectory": str(index_dir),
+        "RegisteredUsers": {username: password},
+        "Plugins": [str(plugin) for plugin in plugins],
+        "DicomModalities": {
+            node.ae_title: modality_entry(node.ae_title, node.host, node.port, node.role)
+            for node in nodes.nodes
+        },
+    }
+
+
+def find_plugins(directories: Sequence[Path] = PLUGIN_DIRECTORIES) -> list[Path]:
+    """The DICOMweb plugin of the Debian package, or nothing when it is not installed."""
+    for directory in directories:
+        candidate = directory / DICOMWEB_PLUGIN
+        if candidate.is_file():
+            return [candidate]
+    return []
+
+
+def log_tail(path: Path, lines: int = 40) -> str:
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except FileNotFoundError:
+        return "(no log written)"
+    return "\n".join(text.splitlines()[-lines:])
+
+
+class OrthancProcess:
+    """A supervised Orthanc: ``with OrthancProcess(...) as orthanc: ...``.
+
+    Files live under ``var_dir/orthanc/``: ``config/`` (the committed base file copied
+    next to ``generated.json``), ``storage/``, ``index/``, ``credentials.json`` and
+    ``orthanc.log``.
+    """
+
+    def __init__(
+        self,
+        nodes: NodeTable,
+        *,
+        var_dir: Path,
+        base_configuration: Path,
+        http_port: int,
+        dicom_port: int,
+        executable: Path = ORTHANC_EXECUTABLE,
+        plugins: Sequence[Path] | None = None,
+        startup_timeout: float = 30.0,
+        stop_timeout: float = 15.0,
+    ) -> None:
+        self.nodes = nodes
+        self.root = var_dir / "orthanc"
+        self.base_configuration = base_configuration
+        self.http_port = http_port
+        self.dicom_port = dicom_port
+        self.executable = executable
+        self.plugins = list(find_plugins() if plugins is None else plugins)
+        self.startup_timeout = startup_timeout
+        self.stop_timeout = stop_timeout
+        self.config_dir = self.root / "config"
+        self.log_path = self.root / "orthanc.log"
+        base = json.loads(base_configuration.read_text(encoding="utf-8"))
+        self.ae_title: str = str(base.get("DicomAet", "ORTHANC"))
+        self.url = f"http://127.0.0.1:{http_port}"
+        self.auth = httpx.BasicAuth(*orthanc_credentials(var_dir))
+        self._process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def running(self) -> bool:
+        return self._process is not None and self._process.poll() is None
+
+    def write_configuration(self) -> Path:
+        """Write the configuration folder Orthanc is started with; returns the folder."""
+        storage_dir, index_dir = self.root / "storage", self.root / "index"
+        for folder in (self.config_dir, storage_dir, index_dir):
+            folder.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(self.base_configuration, self.config_dir / "orthanc.json")
+        generated = generated_configuration(
+            self.nodes,
+            http_port=self.http_port,
+            dicom_port=self.dicom_port,
+            storage_dir=storage_dir,
+            index_dir=index_dir,
+            credentials=orthanc_credentials(self.root.parent),
+            plugins=self.plugins,
+        )
+        target = self.config_dir / "generated.json"
+        # The file holds the REST password: created 0600 like credentials.json.
+        descriptor = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(descriptor, "w", encoding="utf-8") as file:
+            json.dump(generated, file, indent=2)
+        return self.config_dir
+
+    def start(self) -> None:
+        """Start Orthanc and return once ``/system`` answers; stop it again on failure."""
+        if self.running:
+            return
+        config_dir = self.write_configuration()
+        log.info(
+            "starting Orthanc",
+            extra={
+                "ae_title": self.ae_title,
+                "http_port": self.http_port,
+                "dicom_port": self.dicom_port,
+            },
+        )
+        with self.log_path.open("ab") as log_file:
+            self._process = subprocess.Popen(
+                [str(self.executable), str(config_dir)],
+                stdin=subprocess.DEVNULL,
+                stdout=log_file,
+                stderr=subprocess.STDOUT,
+                cwd=self.root,
+            )
+        try:
+            self._wait_healthy()
+        except BaseException:
+            self.stop()
+            raise
+
+    def _wait_healthy(self) -> None:
+        deadline = time.monotonic() + self.startup_timeout
+        with httpx.Client(base_url=self.url, auth=self.auth, timeout=2.0) as client:
+            while True:
+                process = self._process
+                if process is None or process.poll() is not None:
+                    code = None if process is None else process.returncode
+                    raise OrthancStartError(
+                        f"Orthanc exited with code {code} during start-up; "
+                        f"log {self.log_path}:\n{log_tail(self.log_path)}"
+                    )
+                try:
+                    if client.get("/system").status_code == httpx.codes.OK:
+                        return
+                except httpx.TransportError:
+                    pass  # not listening yet
+                if time.monotonic() > deadline:
+                    raise OrthancStartError(
+                        f"Orthanc not healthy after {self.startup_timeout:.0f} s; "
+                        f"log {self.log_path}:\n{log_tail(self.log_path)}"
+                    )
+                time.sleep(0.1)
+
+    def stop(self) -> None:
+        """SIGTERM, wait, then SIGKILL; safe to call more than once."""
+        process, self._process = self._process, None
+        if process is None:
+            return
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(timeout=self.stop_timeout)
+            except subprocess.TimeoutExpired:
+                log.warning("Orthanc ignored SIGTERM; killing", extra={"pid": process.pid})
+                process.kill()
+                process.wait()
+        log.info("Orthanc stopped", extra={"returncode": process.returncode})
+
+    def __enter__(self) -> OrthancProcess:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.stop()
