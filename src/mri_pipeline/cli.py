@@ -20,6 +20,7 @@ from mri_pipeline.config import Settings, get_settings
 from mri_pipeline.dicom.server import DicomServerConfig, start_dicom_server
 from mri_pipeline.domain.errors import DomainError
 from mri_pipeline.domain.yaml_source import SourceError
+from mri_pipeline.orthanc import OrthancProcess, OrthancStartError
 from mri_pipeline.runtime import Runtime, build_runtime
 from mri_pipeline.services.demo import load_demo_orders
 from mri_pipeline.services.orders import OrderRejected, OrderRequest, PatientIn, create_order
@@ -253,7 +254,7 @@ def up(
     demo: Annotated[bool, typer.Option("--demo", help="Book today's demo referrals")] = False,
     allow_any_ae: Annotated[bool, typer.Option("--allow-any-ae")] = False,
 ) -> None:
-    """Start the whole system (API and DICOM server) until Ctrl-C."""
+    """Start the whole system (Orthanc, DICOM server, API) until Ctrl-C."""
     from mri_pipeline.api.app import create_app
 
     _setup_logging()
@@ -271,29 +272,61 @@ def up(
             if booked
             else "demo: today's referrals already booked"
         )
+    orthanc = _start_orthanc(runtime) if settings.orthanc_enabled else None
     config = _dicom_config(settings, None, None, None, allow_any_ae)
-    server = start_dicom_server(config, runtime.nodes, runtime.finder, runtime.mpps)
-    shown_host = "127.0.0.1" if config.host == "0.0.0.0" else config.host
-    api_url = f"http://{settings.api_host}:{settings.api_port}"
-    console.print(
-        "\n".join(
-            [
-                "[bold]MRI pipeline is up[/bold]",
-                f"  API                 {api_url}/docs",
-                f"  worklist (JSON)     {api_url}/api/worklist",
-                f"  health              {api_url}/health",
-                f"  DICOM worklist AE   {config.ae_title} @ {shown_host}:{config.port}",
-                f"  try: findscu -W -aec {config.ae_title} {shown_host} {config.port} "
-                "-k 0010,0010 -k 0010,0020 -k 0008,0050 -k '0040,0100[0].0040,0001=MRI1'",
-                "  Ctrl-C stops everything.",
-            ]
-        ),
-        highlight=False,
-    )
+    server = None
     try:
+        server = start_dicom_server(config, runtime.nodes, runtime.finder, runtime.mpps)
+        shown_host = "127.0.0.1" if config.host == "0.0.0.0" else config.host
+        api_url = f"http://{settings.api_host}:{settings.api_port}"
+        lines = [
+            "[bold]MRI pipeline is up[/bold]",
+            f"  API                 {api_url}/docs",
+            f"  worklist (JSON)     {api_url}/api/worklist",
+            f"  health              {api_url}/health",
+            f"  DICOM worklist AE   {config.ae_title} @ {shown_host}:{config.port} (MWL, MPPS)",
+        ]
+        if orthanc is not None:
+            lines += [
+                f"  DICOM store AE      {orthanc.ae_title} @ 127.0.0.1:{orthanc.dicom_port}",
+                f"  Orthanc             {orthanc.url} (credentials in "
+                f"{settings.var_dir / 'orthanc' / 'credentials.json'})",
+            ]
+        lines += [
+            f"  try: findscu -W -aec {config.ae_title} {shown_host} {config.port} "
+            "-k 0010,0010 -k 0010,0020 -k 0008,0050 -k '0040,0100[0].0040,0001=MRI1'",
+            "  Ctrl-C stops everything.",
+        ]
+        console.print("\n".join(lines), highlight=False)
         uvicorn.run(
-            create_app(runtime), host=settings.api_host, port=settings.api_port, log_level="warning"
+            create_app(runtime),
+            host=settings.api_host,
+            port=settings.api_port,
+            log_level="warning",
         )
     finally:
-        server.shutdown()
+        if server is not None:
+            server.shutdown()
+        if orthanc is not None:
+            orthanc.stop()
         runtime.close()
+
+
+def _start_orthanc(runtime: Runtime) -> OrthancProcess:
+    settings = runtime.settings
+    orthanc = OrthancProcess(
+        runtime.nodes,
+        var_dir=settings.var_dir,
+        base_configuration=settings.orthanc_config_file,
+        http_port=settings.orthanc_http_port,
+        dicom_port=settings.orthanc_dicom_port,
+        executable=settings.orthanc_executable,
+        startup_timeout=settings.orthanc_startup_timeout,
+    )
+    try:
+        orthanc.start()
+    except (OrthancStartError, OSError) as exc:
+        err.print(f"[red]Orthanc did not start:[/red] {exc}")
+        runtime.close()
+        raise typer.Exit(2) from exc
+    return orthanc

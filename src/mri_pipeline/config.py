@@ -39,6 +39,13 @@ class Settings(BaseSettings):
     api_host: str = "127.0.0.1"
     api_port: int = 8000
 
+    orthanc_enabled: bool = True
+    orthanc_config_file: Path = Path("orthanc.json")
+    orthanc_executable: Path = Path("/usr/sbin/Orthanc")
+    orthanc_http_port: int = 8042
+    orthanc_dicom_port: int = 4242
+    orthanc_startup_timeout: float = 30.0
+
     def resolved_database_url(self) -> str:
         if self.database_url:
             return self.database_url
