@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Sequence as Seq
 from dataclasses import dataclass
 from datetime import date, datetime
+from typing import Any
 
 from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
+from pydicom.tag import Tag
 
+from mri_pipeline.domain.dicom_values import parse_da, parse_tm
+from mri_pipeline.domain.errors import InvalidQuery
+from mri_pipeline.domain.matching import name_search_key, values_of
 from mri_pipeline.domain.protocols import CodedConcept, Protocol
+from mri_pipeline.domain.steps import StepStatus
 
 LOCAL_SCHEME = "99LSPINE"
 
@@ -128,9 +133,53 @@ def build_worklist_item(facts: WorklistItemFacts) -> Dataset:
     return ds
 
 
-def with_status(item: Dataset, status: str) -> Dataset:
-    """A copy of ``item`` whose step carries ``status``."""
-    updated = copy.deepcopy(item)
-    for step in updated.ScheduledProcedureStepSequence:
-        step.ScheduledProcedureStepStatus = status
-    return updated
+def text_of(dataset: Dataset, keyword: str) -> str | None:
+    """The first value of an attribute as stripped text; None when absent or empty."""
+    element = dataset.get(Tag(keyword))  # by tag, get() answers the element itself
+    if element is None:
+        return None
+    values = values_of(element)
+    text = str(values[0]).strip() if values else ""
+    return text or None
+
+
+def start_of(step: Dataset) -> datetime | None:
+    """The step's start as a clinic-local datetime; None when unknown or unreadable."""
+    day = text_of(step, "ScheduledProcedureStepStartDate")
+    if day is None:
+        return None
+    try:
+        moment = parse_tm(text_of(step, "ScheduledProcedureStepStartTime") or "000000")
+        return datetime.combine(parse_da(day), moment)
+    except InvalidQuery:
+        return None
+
+
+def item_index(item: Dataset) -> dict[str, Any]:
+    """The indexed columns of a scheduled step, read from its worklist item.
+
+    Every writer of a step derives them here, so the columns the SQL narrows on
+    can never disagree with the item the matching rules decide on.
+    """
+    step = item.ScheduledProcedureStepSequence[0]
+    station_element = step.get(Tag("ScheduledStationAETitle"))
+    stations = [
+        str(v).strip()
+        for v in (values_of(station_element) if station_element is not None else [])
+        if str(v).strip()
+    ]
+    return {
+        "sps_id": text_of(step, "ScheduledProcedureStepID") or "",
+        "status": text_of(step, "ScheduledProcedureStepStatus") or StepStatus.SCHEDULED.value,
+        "station_ae_title": stations[0] if stations else None,
+        "station_multi": len(stations) > 1,
+        "station_name": text_of(step, "ScheduledStationName"),
+        "modality": text_of(step, "Modality"),
+        "start_at": start_of(step),
+        "patient_id": text_of(item, "PatientID") or "",
+        "patient_name_key": name_search_key(str(item.get("PatientName", ""))),
+        "accession_number": text_of(item, "AccessionNumber"),
+        "requested_procedure_id": text_of(item, "RequestedProcedureID"),
+        "study_instance_uid": text_of(item, "StudyInstanceUID"),
+        "dataset_json": item.to_json(),
+    }

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 from datetime import date, datetime, time, timedelta
 
 from pydicom.dataset import Dataset
@@ -11,6 +10,7 @@ from sqlalchemy.orm import Session
 
 from mri_pipeline.db.models import ScheduledStep
 from mri_pipeline.domain.steps import HIDDEN_FROM_EVERY_QUERY, StepStatus
+from mri_pipeline.domain.worklist_item import item_index
 
 
 def station_bookings(
@@ -52,23 +52,11 @@ def copy_step_for_rescheduling(
         (step.end_at - step.start_at) if step.end_at and step.start_at else timedelta(minutes=30)
     )
     new_step = ScheduledStep(
-        sps_id=sps_id,
         procedure_pk=step.procedure_pk,
-        status=StepStatus.SCHEDULED.value,
-        station_ae_title=step.station_ae_title,
-        station_multi=step.station_multi,
-        station_name=step.station_name,
-        modality=step.modality,
-        start_at=start,
         end_at=start + length,
-        patient_id=step.patient_id,
-        patient_name_key=step.patient_name_key,
-        accession_number=step.accession_number,
-        requested_procedure_id=step.requested_procedure_id,
-        study_instance_uid=step.study_instance_uid,
         revision=1,
-        dataset_json=copy.deepcopy(item).to_json(),
         updated_at=at,
+        **item_index(item),
     )
     session.add(new_step)
     session.flush()

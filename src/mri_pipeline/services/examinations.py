@@ -25,7 +25,7 @@ from mri_pipeline.domain.steps import HIDDEN_FROM_EVERY_QUERY, StepStatus
 from mri_pipeline.services.booking import station_bookings, steps_of_accession
 from mri_pipeline.services.events import apply_step_event, record_event
 from mri_pipeline.services.orders import OrderDesk
-from mri_pipeline.services.worklist import record_status
+from mri_pipeline.services.worklist import write_item
 
 
 class UnknownExamination(DomainError):
@@ -36,15 +36,12 @@ class ScheduleConflict(DomainError):
     """The requested slot is taken or not bookable."""
 
 
-FINAL = {s.value for s in HIDDEN_FROM_EVERY_QUERY}
-
-
 def current_step(session: Session, accession_number: str) -> ScheduledStep:
     """The step radiographers act on: the newest one still open, else the newest."""
     steps = steps_of_accession(session, accession_number)
     if not steps:
         raise UnknownExamination(f"no examination with accession number {accession_number}")
-    open_steps = [s for s in steps if s.status not in FINAL]
+    open_steps = [s for s in steps if s.status not in HIDDEN_FROM_EVERY_QUERY]
     return (open_steps or steps)[-1]
 
 
@@ -150,12 +147,8 @@ def reschedule(
     sps.ScheduledProcedureStepLocation = node.location or ""
     sps.ScheduledProcedureStepStartDate = new_start.strftime("%Y%m%d")
     sps.ScheduledProcedureStepStartTime = new_start.strftime("%H%M%S")
-    step.dataset_json = item.to_json()
-    step.station_ae_title = node.ae_title
-    step.station_name = node.station_name
-    step.start_at = new_start
+    write_item(step, item, at=at)
     step.end_at = new_start + length
-    record_status(session, step, status.value, at=at)
     return status
 
 

@@ -23,7 +23,7 @@ from mri_pipeline.domain.nodes import NodeTable
 from mri_pipeline.domain.protocols import Catalogue, choose_protocol
 from mri_pipeline.domain.scheduling import NoFreeSlot, next_free_slot, overlapping
 from mri_pipeline.domain.steps import StepStatus
-from mri_pipeline.domain.worklist_item import WorklistItemFacts, build_worklist_item
+from mri_pipeline.domain.worklist_item import WorklistItemFacts, build_worklist_item, item_index
 from mri_pipeline.services.booking import copy_step_for_rescheduling, station_bookings
 from mri_pipeline.services.events import record_event
 
@@ -275,23 +275,11 @@ def create_order(session: Session, desk: OrderDesk, request: OrderRequest) -> Cr
         )
     )
     step = ScheduledStep(
-        sps_id=sps_id,
         procedure=procedure,
-        status=StepStatus.SCHEDULED.value,
-        station_ae_title=station,
-        station_multi=False,
-        station_name=node.station_name,
-        modality="MR",
-        start_at=start,
         end_at=start + timedelta(minutes=protocol.slot_minutes),
-        patient_id=patient.patient_id,
-        patient_name_key=name_search_key(request.patient.name),
-        accession_number=accession,
-        requested_procedure_id=requested_procedure_id,
-        study_instance_uid=study_uid,
         revision=1,
-        dataset_json=item.to_json(),
         updated_at=desk.clock(),
+        **item_index(item),
     )
     session.add(step)
     session.flush()

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session, joinedload, sessionmaker
 
 from mri_pipeline.db.models import RequestedProcedure, ScheduledStep
 from mri_pipeline.domain.matching import matches, unsupported_keys
-from mri_pipeline.domain.worklist_item import with_status
+from mri_pipeline.domain.worklist_item import item_index
 from mri_pipeline.domain.worklist_query import WorklistQuery, read_query, visible
 
 log = logging.getLogger(__name__)
@@ -166,13 +166,20 @@ class WorklistFinder:
         return found
 
 
-def record_status(session: Session, step: ScheduledStep, status: str, *, at: datetime) -> None:
-    """Set a step's status in its row and in its stored worklist item (new revision)."""
-    item = with_status(Dataset.from_json(step.dataset_json), status)
-    step.status = status
-    step.dataset_json = item.to_json()
+def write_item(step: ScheduledStep, item: Dataset, *, at: datetime) -> None:
+    """Store a changed worklist item and refresh the step's columns from it (new revision)."""
+    for column, value in item_index(item).items():
+        setattr(step, column, value)
     step.revision += 1
     step.updated_at = at
+
+
+def record_status(session: Session, step: ScheduledStep, status: str, *, at: datetime) -> None:
+    """Set a step's status in its stored worklist item and so in its row."""
+    item = Dataset.from_json(step.dataset_json)
+    for sps in item.ScheduledProcedureStepSequence:
+        sps.ScheduledProcedureStepStatus = status
+    write_item(step, item, at=at)
 
 
 def steps_of_day(

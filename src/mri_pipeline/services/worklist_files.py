@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -17,10 +16,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from mri_pipeline.db.models import Patient, RequestedProcedure, ScheduledStep
-from mri_pipeline.domain.dicom_values import parse_da, parse_tm
-from mri_pipeline.domain.errors import InvalidQuery
-from mri_pipeline.domain.matching import name_search_key
-from mri_pipeline.domain.steps import StepStatus
+from mri_pipeline.domain.steps import HIDDEN_FROM_EVERY_QUERY
+from mri_pipeline.domain.worklist_item import item_index, text_of
+from mri_pipeline.services.worklist import write_item
 
 log = logging.getLogger(__name__)
 
@@ -38,25 +36,6 @@ class UnusableWorklistFile(ValueError):
     pass
 
 
-def stations_of(value: object) -> list[object]:
-    if value is None:
-        return []
-    if isinstance(value, str):
-        return [value]
-    if isinstance(value, Iterable):
-        return list(value)
-    return [value]
-
-
-def _text(dataset: Dataset, keyword: str) -> str | None:
-    value = dataset.get(keyword)
-    if value is None:
-        return None
-    values = stations_of(value)
-    text = str(values[0]).strip() if values else ""
-    return text or None
-
-
 def read_worklist_file(path: Path) -> Dataset:
     """A worklist item from a file; ``UnusableWorklistFile`` says why it cannot be used."""
     try:
@@ -69,29 +48,18 @@ def read_worklist_file(path: Path) -> Dataset:
         raise UnusableWorklistFile("no Scheduled Procedure Step Sequence")
     if len(sequence) != 1:
         raise UnusableWorklistFile("Scheduled Procedure Step Sequence must hold one item")
-    if not _text(dataset, "PatientID"):
+    if not text_of(dataset, "PatientID"):
         raise UnusableWorklistFile("no Patient ID")
     dataset.file_meta = FileMetaDataset()
     return dataset
 
 
-def _start_of(step: Dataset) -> datetime | None:
-    day = _text(step, "ScheduledProcedureStepStartDate")
-    if day is None:
-        return None
-    try:
-        moment = parse_tm(_text(step, "ScheduledProcedureStepStartTime") or "000000")
-        return datetime.combine(parse_da(day), moment)
-    except InvalidQuery:
-        return None
-
-
 def store_item(session: Session, item: Dataset, *, source: str) -> tuple[str, bool]:
     """Insert or replace one worklist item, keeping every attribute; returns (key, is_new)."""
-    step_ds = item.ScheduledProcedureStepSequence[0]
-    accession = _text(item, "AccessionNumber")
-    sps_id = _text(step_ds, "ScheduledProcedureStepID") or ""
-    patient_id = _text(item, "PatientID") or ""
+    columns = item_index(item)
+    accession = columns["accession_number"]
+    sps_id = columns["sps_id"]
+    patient_id = columns["patient_id"]
     now = datetime.now(UTC)
 
     existing = None
@@ -101,40 +69,16 @@ def store_item(session: Session, item: Dataset, *, source: str) -> tuple[str, bo
                 ScheduledStep.accession_number == accession, ScheduledStep.sps_id == sps_id
             )
         ).scalar_one_or_none()
+    if existing is not None:
+        write_item(existing, item, at=now)
+        return f"{accession}/{sps_id}", False
+
     patient = session.execute(
         select(Patient).where(Patient.patient_id == patient_id)
     ).scalar_one_or_none()
     if patient is None:
         patient = Patient(patient_id=patient_id, name=str(item.get("PatientName", "")))
         session.add(patient)
-
-    stations = step_ds.get("ScheduledStationAETitle")
-    station_values = [str(v).strip() for v in stations_of(stations) if str(v).strip()]
-    start = _start_of(step_ds)
-    status = _text(step_ds, "ScheduledProcedureStepStatus") or StepStatus.SCHEDULED.value
-    columns = {
-        "sps_id": sps_id,
-        "status": status,
-        "station_ae_title": station_values[0] if station_values else None,
-        "station_multi": len(station_values) > 1,
-        "station_name": _text(step_ds, "ScheduledStationName"),
-        "modality": _text(step_ds, "Modality"),
-        "start_at": start,
-        "end_at": start + timedelta(minutes=30) if start else None,
-        "patient_id": patient_id,
-        "patient_name_key": name_search_key(str(item.get("PatientName", ""))),
-        "accession_number": accession,
-        "requested_procedure_id": _text(item, "RequestedProcedureID"),
-        "study_instance_uid": _text(item, "StudyInstanceUID"),
-        "dataset_json": item.to_json(),
-        "updated_at": now,
-    }
-    if existing is not None:
-        for name, value in columns.items():
-            setattr(existing, name, value)
-        existing.revision += 1
-        return f"{accession}/{sps_id}", False
-
     procedure = None
     if accession:
         procedure = session.execute(
@@ -143,18 +87,27 @@ def store_item(session: Session, item: Dataset, *, source: str) -> tuple[str, bo
     if procedure is None:
         procedure = RequestedProcedure(
             accession_number=accession or f"IMP{generate_uid()[-12:]}",
-            requested_procedure_id=_text(item, "RequestedProcedureID") or "",
-            study_instance_uid=_text(item, "StudyInstanceUID") or str(generate_uid()),
+            requested_procedure_id=text_of(item, "RequestedProcedureID") or "",
+            study_instance_uid=text_of(item, "StudyInstanceUID") or str(generate_uid()),
             patient=patient,
-            referring_physician=_text(item, "ReferringPhysicianName"),
-            priority=_text(item, "RequestedProcedurePriority") or "ROUTINE",
-            reason=_text(item, "ReasonForTheRequestedProcedure"),
+            referring_physician=text_of(item, "ReferringPhysicianName"),
+            priority=text_of(item, "RequestedProcedurePriority") or "ROUTINE",
+            reason=text_of(item, "ReasonForTheRequestedProcedure"),
             red_flags=[],
             source=source,
             created_at=now,
         )
         session.add(procedure)
-    session.add(ScheduledStep(procedure=procedure, revision=1, **columns))
+    start = columns["start_at"]
+    session.add(
+        ScheduledStep(
+            procedure=procedure,
+            end_at=start + timedelta(minutes=30) if start else None,
+            revision=1,
+            updated_at=now,
+            **columns,
+        )
+    )
     return f"{accession}/{sps_id}", True
 
 
@@ -196,13 +149,7 @@ def export_worklist_files(
     )
     if not include_hidden:
         statement = statement.where(
-            ScheduledStep.status.not_in(
-                [
-                    StepStatus.CANCELED.value,
-                    StepStatus.DISCONTINUED.value,
-                    StepStatus.COMPLETED.value,
-                ]
-            )
+            ScheduledStep.status.not_in([status.value for status in HIDDEN_FROM_EVERY_QUERY])
         )
     written = []
     for step_id, accession, sps_id, text in session.execute(statement):
