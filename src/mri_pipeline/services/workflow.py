@@ -42,6 +42,7 @@ from mri_pipeline.domain.mpps import (
     step_references,
 )
 from mri_pipeline.domain.steps import StepStatus
+from mri_pipeline.domain.worklist_item import text_of
 from mri_pipeline.services.events import apply_step_event, record_event
 
 log = logging.getLogger(__name__)
@@ -95,12 +96,6 @@ class MppsResult:
     performed: PerformedStep | None = None
 
 
-def _text(dataset: Dataset, keyword: str) -> str | None:
-    value = dataset.get(keyword)
-    text = str(value).strip() if value is not None else ""
-    return text or None
-
-
 def receive_n_create(
     session: Session,
     sop_instance_uid: str,
@@ -123,7 +118,7 @@ def receive_n_create(
         sop_instance_uid=sop_instance_uid,
         status=PerformedStatus.IN_PROGRESS.value,
         calling_ae_title=calling_ae,
-        performed_station_ae_title=_text(dataset, "PerformedStationAETitle"),
+        performed_station_ae_title=text_of(dataset, "PerformedStationAETitle"),
         study_instance_uid=next(
             (r.study_instance_uid for r in references if r.study_instance_uid), None
         ),
@@ -236,7 +231,7 @@ def receive_n_set(
     merged = merge_n_set(stored, modification, verdict.ignored)
     before = performed.status
     performed.dataset_json = merged.to_json()
-    performed.status = _text(merged, "PerformedProcedureStepStatus") or before
+    performed.status = text_of(merged, "PerformedProcedureStepStatus") or before
     performed.updated_at = at
     reason = discontinuation_reason(merged)
     performed.discontinuation_code = reason.code_value if reason is not None else None
