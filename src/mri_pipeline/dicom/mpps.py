@@ -65,7 +65,7 @@ class MppsHandlers:
 
     def _run(
         self, operation: str, calling: str, uid: str, work: Callable[[Session], MppsResult]
-    ) -> tuple[Dataset, Dataset | None]:
+    ) -> Dataset:
         listed = operation == "N-SET"
         try:
             with self._sessions() as session, session.begin():
@@ -79,7 +79,7 @@ class MppsHandlers:
                 "MPPS %s failed on the database mpps=%s calling_ae=%s", operation, uid, calling
             )
             failure = MppsVerdict(PROCESSING_FAILURE, "database unavailable; retry")
-            return status_dataset(failure), None
+            return status_dataset(failure)
         if verdict.ok:
             log.info("MPPS %s accepted mpps=%s calling_ae=%s", operation, uid, calling)
         else:
@@ -91,7 +91,7 @@ class MppsHandlers:
                 verdict.status,
                 ",".join(f"{tag:08X}" for tag in verdict.attributes),
             )
-        return status_dataset(verdict, with_attribute_list=listed), None
+        return status_dataset(verdict, with_attribute_list=listed)
 
     def on_n_create(self, event: Any) -> tuple[Dataset, Dataset | None]:
         calling = str(event.assoc.requestor.ae_title).strip()
@@ -101,7 +101,7 @@ class MppsHandlers:
                 MppsVerdict(INVALID_OBJECT_INSTANCE, "SCU must give the SOP Instance UID")
             ), None
         dataset: Dataset = event.attribute_list
-        status, _ = self._run(
+        status = self._run(
             "N-CREATE",
             calling,
             uid,
@@ -115,7 +115,7 @@ class MppsHandlers:
         calling = str(event.assoc.requestor.ae_title).strip()
         uid = str(event.request.RequestedSOPInstanceUID or "").strip()
         modification: Dataset = event.modification_list
-        status, _ = self._run(
+        status = self._run(
             "N-SET",
             calling,
             uid,
