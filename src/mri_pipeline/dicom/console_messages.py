@@ -13,6 +13,8 @@ from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
 from pydicom.uid import generate_uid
 
+from mri_pipeline.domain.mpps import DISCONTINUATION_REASONS
+
 MR_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.4"
 
 
@@ -151,6 +153,6 @@ def mpps_final(
         code = Dataset()
         code.CodeValue = reason
         code.CodingSchemeDesignator = "DCM"
-        code.CodeMeaning = reason
+        code.CodeMeaning = DISCONTINUATION_REASONS.get(reason, reason)
         ds.PerformedProcedureStepDiscontinuationReasonCodeSequence = Sequence([code])
     return ds

@@ -402,6 +402,31 @@ class DiscontinuationReason:
     code_meaning: str | None
 
 
+# Modality PPS discontinuation reasons a console offers (CID 9301, plus the two CID 9300
+# rescheduling codes the order filler acts on); scheme DCM. Key on the code value.
+DISCONTINUATION_REASONS: dict[str, str] = {
+    "110500": "Doctor canceled procedure",
+    "110501": "Equipment failure",
+    "110502": "Incorrect procedure ordered",
+    "110503": "Patient allergic to media/contrast",
+    "110504": "Patient died",
+    "110505": "Patient refused to continue procedure",
+    "110506": "Patient taken for treatment or surgery",
+    "110507": "Patient did not arrive",
+    "110508": "Patient pregnant",
+    "110509": "Change of procedure for correct charging",
+    "110510": "Duplicate order",
+    "110511": "Nursing unit cancel",
+    "110512": "Incorrect side ordered",
+    "110513": "Discontinued for unspecified reason",
+    "110514": "Incorrect worklist entry selected",
+    "110515": "Patient condition prevented continuing",
+    "110516": "Equipment change",
+    "110528": "Discontinued Procedure Step rescheduled",
+    "110529": "Discontinued Procedure Step rescheduling recommended",
+}
+
+
 def discontinuation_reason(dataset: Dataset) -> DiscontinuationReason | None:
     """The first (0040,0281) item, or None when the sequence is absent or empty."""
     items = _items(dataset, "PerformedProcedureStepDiscontinuationReasonCodeSequence")
