@@ -23,6 +23,7 @@ from mri_pipeline.domain.yaml_source import SourceError
 from mri_pipeline.orthanc import OrthancProcess, OrthancStartError
 from mri_pipeline.runtime import Runtime, build_runtime
 from mri_pipeline.services.demo import load_demo_orders
+from mri_pipeline.services.ingest import study_counts
 from mri_pipeline.services.orders import OrderRejected, OrderRequest, PatientIn, create_order
 from mri_pipeline.services.worklist import steps_of_day
 from mri_pipeline.services.worklist_files import export_worklist_files, import_worklist_files
@@ -38,6 +39,8 @@ app.add_typer(order_app, name="order")
 app.add_typer(dicom_app, name="dicom")
 app.add_typer(worklist_app, name="worklist")
 app.add_typer(api_app, name="api")
+ingest_app = typer.Typer(help="Following what Orthanc receives.", no_args_is_help=True)
+app.add_typer(ingest_app, name="ingest")
 
 console = Console()
 err = Console(stderr=True)
@@ -191,7 +194,8 @@ def _dicom_config(
     )
 
 
-def _wait_for_signal() -> None:
+def _stop_on_signal() -> threading.Event:
+    """An event set by Ctrl-C or SIGTERM."""
     stop = threading.Event()
 
     def _handler(_signum: int, _frame: FrameType | None) -> None:
@@ -199,7 +203,11 @@ def _wait_for_signal() -> None:
 
     signal.signal(signal.SIGINT, _handler)
     signal.signal(signal.SIGTERM, _handler)
-    stop.wait()
+    return stop
+
+
+def _wait_for_signal() -> None:
+    _stop_on_signal().wait()
 
 
 @dicom_app.command("serve")
@@ -249,6 +257,57 @@ def api_serve(
         runtime.close()
 
 
+@ingest_app.command("run")
+def ingest_run() -> None:
+    """Follow Orthanc's change log until interrupted (Orthanc must be running)."""
+    _setup_logging()
+    runtime = _runtime()
+    stop = _stop_on_signal()
+    orthanc = runtime.orthanc_client()
+    console.print(
+        f"ingest following {orthanc.url}/changes from change {runtime.ingest(orthanc).cursor()}",
+        highlight=False,
+    )
+    try:
+        runtime.ingest(orthanc).run(stop, interval=runtime.settings.ingest_poll_interval)
+    finally:
+        orthanc.close()
+        runtime.close()
+
+
+@ingest_app.command("status")
+def ingest_status() -> None:
+    """Studies received, by state and by reconciliation outcome."""
+    runtime = _runtime()
+    try:
+        with runtime.sessions() as session:
+            counts = study_counts(session)
+            cursor = runtime.ingest(runtime.orthanc_client()).cursor()
+        table = Table("studies", "count")
+        for name, count in sorted(counts.items()):
+            table.add_row(name, str(count))
+        console.print(table)
+        console.print(f"change log cursor: {cursor}")
+    finally:
+        runtime.close()
+
+
+def _start_ingest(runtime: Runtime) -> tuple[threading.Thread, threading.Event]:
+    stop = threading.Event()
+    orthanc = runtime.orthanc_client()
+    ingest = runtime.ingest(orthanc)
+
+    def _loop() -> None:
+        try:
+            ingest.run(stop, interval=runtime.settings.ingest_poll_interval)
+        finally:
+            orthanc.close()
+
+    thread = threading.Thread(target=_loop, name="ingest", daemon=True)
+    thread.start()
+    return thread, stop
+
+
 @app.command("up")
 def up(
     demo: Annotated[bool, typer.Option("--demo", help="Book today's demo referrals")] = False,
@@ -275,8 +334,11 @@ def up(
     orthanc = _start_orthanc(runtime) if settings.orthanc_enabled else None
     config = _dicom_config(settings, None, None, None, allow_any_ae)
     server = None
+    ingest: tuple[threading.Thread, threading.Event] | None = None
     try:
         server = start_dicom_server(config, runtime.nodes, runtime.finder, runtime.mpps)
+        if settings.ingest_enabled and orthanc is not None:
+            ingest = _start_ingest(runtime)
         shown_host = "127.0.0.1" if config.host == "0.0.0.0" else config.host
         api_url = f"http://{settings.api_host}:{settings.api_port}"
         lines = [
@@ -292,6 +354,8 @@ def up(
                 f"  Orthanc             {orthanc.url} (credentials in "
                 f"{settings.var_dir / 'orthanc' / 'credentials.json'})",
             ]
+        if ingest is not None:
+            lines.append("  ingest              following Orthanc's change log")
         lines += [
             f"  try: findscu -W -aec {config.ae_title} {shown_host} {config.port} "
             "-k 0010,0010 -k 0010,0020 -k 0008,0050 -k '0040,0100[0].0040,0001=MRI1'",
@@ -307,6 +371,10 @@ def up(
     finally:
         if server is not None:
             server.shutdown()
+        if ingest is not None:
+            thread, stop = ingest
+            stop.set()
+            thread.join(timeout=10)
         if orthanc is not None:
             orthanc.stop()
         runtime.close()

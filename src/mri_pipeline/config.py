@@ -45,6 +45,18 @@ class Settings(BaseSettings):
     orthanc_http_port: int = 8042
     orthanc_dicom_port: int = 4242
     orthanc_startup_timeout: float = 30.0
+    orthanc_url: str = Field(
+        default="", description="an Orthanc run elsewhere; empty: the project's own"
+    )
+    orthanc_username: str = ""  # empty: the generated var/orthanc/credentials.json
+    orthanc_password: str = ""
+
+    ingest_enabled: bool = True
+    ingest_poll_interval: float = Field(default=0.25, gt=0)
+    ingest_batch_size: int = Field(default=500, gt=0)
+
+    def resolved_orthanc_url(self) -> str:
+        return self.orthanc_url or f"http://127.0.0.1:{self.orthanc_http_port}"
 
     def resolved_database_url(self) -> str:
         if self.database_url:

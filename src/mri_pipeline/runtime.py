@@ -15,6 +15,8 @@ from mri_pipeline.db.migrate import upgrade
 from mri_pipeline.dicom.mpps import MppsHandlers
 from mri_pipeline.domain.nodes import NodeTable
 from mri_pipeline.domain.protocols import Catalogue
+from mri_pipeline.orthanc import OrthancClient, orthanc_credentials
+from mri_pipeline.services.ingest import Ingest
 from mri_pipeline.services.orders import Clock, OrderDesk, offer_replacement_step
 from mri_pipeline.services.reference import load_catalogue, load_node_table
 from mri_pipeline.services.worklist import WorklistFinder
@@ -34,9 +36,26 @@ class Runtime:
     desk: OrderDesk
     finder: WorklistFinder
     mpps: MppsHandlers
+    clock: Clock = system_clock
 
     def close(self) -> None:
         self.engine.dispose()
+
+    def orthanc_client(self) -> OrthancClient:
+        settings = self.settings
+        if settings.orthanc_username:
+            auth = (settings.orthanc_username, settings.orthanc_password)
+        else:
+            auth = orthanc_credentials(settings.var_dir)
+        return OrthancClient(settings.resolved_orthanc_url(), auth)
+
+    def ingest(self, orthanc: OrthancClient) -> Ingest:
+        return Ingest(
+            self.sessions,
+            orthanc,
+            clock=self.clock,
+            batch_size=self.settings.ingest_batch_size,
+        )
 
 
 def build_runtime(
@@ -66,4 +85,4 @@ def build_runtime(
         strict=settings.mpps_strict,
         offer_new_step=lambda session, step: offer_replacement_step(session, desk, step),
     )
-    return Runtime(settings, engine, sessions, catalogue, nodes, desk, finder, mpps)
+    return Runtime(settings, engine, sessions, catalogue, nodes, desk, finder, mpps, clock)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import shutil
 import stat
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,7 +13,7 @@ import pytest
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian, MRImageStorage, generate_uid
 
-from mri_pipeline.domain.nodes import DicomNode, NodeRole, NodeTable, parse_node_table
+from mri_pipeline.domain.nodes import DicomNode, NodeRole, NodeTable
 from mri_pipeline.orthanc import (
     OrthancProcess,
     OrthancStartError,
@@ -22,8 +21,15 @@ from mri_pipeline.orthanc import (
     generated_configuration,
     orthanc_credentials,
 )
-from tests.conftest import ROOT, free_port
+from tests.conftest import free_port
 from tests.integration.dcmtk import echoscu
+from tests.integration.orthanc_tools import (
+    BASE_CONFIGURATION,
+    instance_count,
+    node_table,
+    start_orthanc,
+    storescu,
+)
 
 pytestmark = [
     pytest.mark.dcmtk,
@@ -32,23 +38,6 @@ pytestmark = [
         reason="needs the Debian orthanc package and DCMTK",
     ),
 ]
-
-BASE_CONFIGURATION = ROOT / "orthanc.json"
-
-
-def node_table() -> NodeTable:
-    path = ROOT / "dicom_nodes/nodes.yaml"
-    return parse_node_table(path.read_text(encoding="utf-8"), str(path))
-
-
-def start_orthanc(var_dir: Path) -> OrthancProcess:
-    return OrthancProcess(
-        node_table(),
-        var_dir=var_dir,
-        base_configuration=BASE_CONFIGURATION,
-        http_port=free_port(),
-        dicom_port=free_port(),
-    )
 
 
 def tiny_mr_image(path: Path) -> Path:
@@ -80,35 +69,6 @@ def tiny_mr_image(path: Path) -> Path:
     ds.PixelData = bytes(8 * 8 * 2)
     ds.save_as(path, enforce_file_format=True)
     return path
-
-
-def storescu(
-    port: int, path: Path, *, calling: str, called: str = "LSP_PACS"
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [
-            "storescu",
-            "-to",
-            "20",
-            "-aet",
-            calling,
-            "-aec",
-            called,
-            "127.0.0.1",
-            str(port),
-            str(path),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-
-
-def instance_count(orthanc: OrthancProcess) -> int:
-    answer = httpx.get(f"{orthanc.url}/instances", auth=orthanc.auth, timeout=10)
-    answer.raise_for_status()
-    return len(answer.json())
 
 
 @pytest.fixture(scope="module")
@@ -146,7 +106,7 @@ def test_wrong_called_ae_title_is_rejected(orthanc: OrthancProcess) -> None:
 def test_store_from_a_known_scanner_is_kept(orthanc: OrthancProcess, tmp_path: Path) -> None:
     before = instance_count(orthanc)
     image = tiny_mr_image(tmp_path / "mr.dcm")
-    done = storescu(orthanc.dicom_port, image, calling="MRI1")
+    done = storescu(orthanc.dicom_port, [image], calling="MRI1")
     assert done.returncode == 0, done.stdout + done.stderr
     assert instance_count(orthanc) == before + 1
 
@@ -154,7 +114,7 @@ def test_store_from_a_known_scanner_is_kept(orthanc: OrthancProcess, tmp_path: P
 def test_store_from_an_unknown_ae_is_refused(orthanc: OrthancProcess, tmp_path: Path) -> None:
     before = instance_count(orthanc)
     image = tiny_mr_image(tmp_path / "rogue.dcm")
-    done = storescu(orthanc.dicom_port, image, calling="ROGUE")
+    done = storescu(orthanc.dicom_port, [image], calling="ROGUE")
     assert done.returncode != 0, done.stdout + done.stderr
     assert instance_count(orthanc) == before
 
@@ -162,7 +122,7 @@ def test_store_from_an_unknown_ae_is_refused(orthanc: OrthancProcess, tmp_path: 
 def test_store_from_a_workstation_is_refused(orthanc: OrthancProcess, tmp_path: Path) -> None:
     before = instance_count(orthanc)
     image = tiny_mr_image(tmp_path / "ws.dcm")
-    done = storescu(orthanc.dicom_port, image, calling="FINDSCU")
+    done = storescu(orthanc.dicom_port, [image], calling="FINDSCU")
     assert done.returncode != 0, done.stdout + done.stderr
     assert instance_count(orthanc) == before
 

@@ -6,6 +6,7 @@ from datetime import date, datetime
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     Date,
     DateTime,
@@ -178,6 +179,7 @@ class StepEvent(Base):
         ForeignKey("performed_steps.id"), index=True
     )
     accession_number: Mapped[str | None] = mapped_column(String(16), index=True)
+    study_instance_uid: Mapped[str | None] = mapped_column(String(64), index=True)
     kind: Mapped[str] = mapped_column(String(32))
     actor: Mapped[str] = mapped_column(String(64))
     from_status: Mapped[str | None] = mapped_column(String(16))
@@ -185,3 +187,73 @@ class StepEvent(Base):
     reason: Mapped[str | None] = mapped_column(String(256))
     details: Mapped[dict[str, object]] = mapped_column(JSON, default=dict)
     at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+
+
+class IngestCursor(Base):
+    """How far ingest has read Orthanc's change log, written with what it recorded."""
+
+    __tablename__ = "ingest_cursors"
+
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    last_seq: Mapped[int] = mapped_column(BigInteger)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class ReceivedStudy(Base):
+    """A study Orthanc holds, tied to its order (or flagged), and how complete it is."""
+
+    __tablename__ = "received_studies"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    study_instance_uid: Mapped[str] = mapped_column(String(64), unique=True)
+    orthanc_id: Mapped[str] = mapped_column(String(64), index=True)
+    accession_number: Mapped[str | None] = mapped_column(String(16), index=True)
+    patient_id: Mapped[str | None] = mapped_column(String(64))
+    patient_name: Mapped[str | None] = mapped_column(String(324))
+    procedure_pk: Mapped[int | None] = mapped_column(
+        ForeignKey("requested_procedures.id"), index=True
+    )
+    reconciliation: Mapped[str] = mapped_column(String(16), index=True)
+    reconciliation_note: Mapped[str | None] = mapped_column(String(512))
+    state: Mapped[str] = mapped_column(String(24), index=True)
+    state_note: Mapped[str | None] = mapped_column(String(256))
+    completion_basis: Mapped[str | None] = mapped_column(String(16))
+    stable: Mapped[bool] = mapped_column(Boolean, default=False)
+    instance_count: Mapped[int] = mapped_column(Integer, default=0)
+    first_received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    last_received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    completed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    procedure: Mapped[RequestedProcedure | None] = relationship()
+    series: Mapped[list[ReceivedSeries]] = relationship(
+        back_populates="study", order_by="ReceivedSeries.series_number"
+    )
+
+
+class ReceivedSeries(Base):
+    __tablename__ = "received_series"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    study_pk: Mapped[int] = mapped_column(ForeignKey("received_studies.id"), index=True)
+    series_instance_uid: Mapped[str] = mapped_column(String(64), unique=True)
+    orthanc_id: Mapped[str] = mapped_column(String(64), index=True)
+    modality: Mapped[str | None] = mapped_column(String(16))
+    series_number: Mapped[int | None] = mapped_column(Integer)
+    series_description: Mapped[str | None] = mapped_column(String(64))
+    protocol_name: Mapped[str | None] = mapped_column(String(64))
+    instance_count: Mapped[int] = mapped_column(Integer, default=0)
+    last_received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+    study: Mapped[ReceivedStudy] = relationship(back_populates="series")
+
+
+class ReceivedInstance(Base):
+    __tablename__ = "received_instances"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    study_pk: Mapped[int] = mapped_column(ForeignKey("received_studies.id"), index=True)
+    series_pk: Mapped[int] = mapped_column(ForeignKey("received_series.id"), index=True)
+    sop_instance_uid: Mapped[str] = mapped_column(String(64), unique=True)
+    orthanc_id: Mapped[str] = mapped_column(String(64))
+    instance_number: Mapped[int | None] = mapped_column(Integer)
+    received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

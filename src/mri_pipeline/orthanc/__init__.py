@@ -1,5 +1,12 @@
-"""Orthanc, the image store: its process (``process``) and, later, its REST client."""
+"""Orthanc, the image store: its process (``process``) and its REST API (``client``)."""
 
+from mri_pipeline.orthanc.client import (
+    Change,
+    ChangesPage,
+    OrthancClient,
+    OrthancUnavailable,
+    Resource,
+)
 from mri_pipeline.orthanc.process import (
     OrthancProcess,
     OrthancStartError,
@@ -9,8 +16,13 @@ from mri_pipeline.orthanc.process import (
 )
 
 __all__ = [
+    "Change",
+    "ChangesPage",
+    "OrthancClient",
     "OrthancProcess",
     "OrthancStartError",
+    "OrthancUnavailable",
+    "Resource",
     "find_plugins",
     "generated_configuration",
     "orthanc_credentials",
