@@ -10,10 +10,12 @@ from pathlib import Path
 
 import httpx
 import pytest
+from fastapi.testclient import TestClient
 from pydicom.dataset import Dataset
 from pynetdicom import AE
 from sqlalchemy import func, select, update
 
+from mri_pipeline.api.app import create_app
 from mri_pipeline.db.models import (
     IngestCursor,
     ReceivedInstance,
@@ -172,6 +174,23 @@ def test_examination_is_ready_for_reading_once_mpps_completed_and_all_images_sto
         "STUDY_READY_FOR_READING",
     ]
 
+    with TestClient(create_app(pipeline.runtime)) as api:
+        shown = api.get(f"/api/studies/{study.study_instance_uid}").json()
+        assert shown["state"] == "ready_for_reading"
+        assert shown["accession_number"] == accession
+        assert [s["series_description"] for s in shown["series"]] == [
+            "SAG T1 TSE",
+            "SAG T2 TSE",
+            "AX T2 TSE",
+        ]
+        ready = api.get("/api/studies", params={"state": "ready_for_reading"}).json()
+        assert [s["study_instance_uid"] for s in ready] == [study.study_instance_uid]
+        assert api.get("/api/studies", params={"state": "receiving"}).json() == []
+        assert api.get("/api/studies", params={"state": "lost"}).status_code == 422
+        assert api.get("/api/studies/1.2.3").status_code == 404
+        timeline = api.get(f"/api/procedures/{accession}").json()
+        assert "STUDY_READY_FOR_READING" in [e["kind"] for e in timeline["events"]]
+
 
 def test_mpps_completed_before_the_last_images_waits_for_them(pipeline: Pipeline) -> None:
     accession = book(pipeline.runtime, "PID2", "Smith^John", "MRI1")
@@ -239,6 +258,11 @@ def test_a_study_without_an_order_goes_to_the_unmatched_queue(
     assert study.procedure_pk is None
     assert study.state == "receiving"
     assert events(pipeline, study.study_instance_uid) == ["STUDY_UNMATCHED"]
+    with TestClient(create_app(pipeline.runtime)) as api:
+        queue = api.get("/api/reconciliation").json()["studies"]
+    assert [(q["accession_number"], q["reconciliation"]) for q in queue] == [
+        ("NOSUCH1", "unmatched")
+    ]
 
 
 def test_wrong_patient_for_the_accession_is_flagged_never_merged(

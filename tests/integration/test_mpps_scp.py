@@ -277,10 +277,10 @@ def test_an_mpps_matching_no_step_waits_in_the_reconciliation_queue(
     console = Console(server)
     uid = generate_uid()
     assert console.n_create(uid, in_progress()).Status == 0x0000
-    queue = api.get("/api/reconciliation").json()
+    queue = api.get("/api/reconciliation").json()["performed_steps"]
     assert [q["sop_instance_uid"] for q in queue] == [uid]
     assert console.n_set(uid, final()).Status == 0x0000
-    assert api.get("/api/reconciliation").json()[0]["status"] == "COMPLETED"
+    assert api.get("/api/reconciliation").json()["performed_steps"][0]["status"] == "COMPLETED"
 
 
 def test_an_mpps_for_a_cancelled_step_is_kept_and_queued_for_a_person(
@@ -292,7 +292,8 @@ def test_an_mpps_for_a_cancelled_step_is_kept_and_queued_for_a_person(
     assert api.post(f"/api/procedures/{accession}/cancel", json={"reason": "GP"}).status_code == 200
     uid = generate_uid()
     assert console.n_create(uid, in_progress(item)).Status == 0x0000
-    assert [q["sop_instance_uid"] for q in api.get("/api/reconciliation").json()] == [uid]
+    queue = api.get("/api/reconciliation").json()["performed_steps"]
+    assert [q["sop_instance_uid"] for q in queue] == [uid]
     assert statuses(api, accession) == ["CANCELED"]
     kinds = [e["kind"] for e in api.get(f"/api/procedures/{accession}").json()["events"]]
     assert kinds == ["ORDERED", "CANCEL", "MPPS_ON_CLOSED_STEP"]

@@ -8,7 +8,7 @@ from fastapi import FastAPI, Request, status
 from fastapi.responses import JSONResponse
 
 from mri_pipeline import __version__
-from mri_pipeline.api.routes import orders, procedures, worklist
+from mri_pipeline.api.routes import orders, procedures, studies, worklist
 from mri_pipeline.domain.errors import DomainError
 from mri_pipeline.domain.lifecycle import IllegalTransition
 from mri_pipeline.runtime import Runtime
@@ -25,6 +25,7 @@ def create_app(runtime: Runtime) -> FastAPI:
     app.include_router(worklist.router)
     app.include_router(procedures.router)
     app.include_router(procedures.reconciliation_router)
+    app.include_router(studies.router)
 
     @app.get("/health", tags=["health"])
     def health() -> dict[str, str]:

@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from mri_pipeline.api.deps import RuntimeDep, SessionDep
 from mri_pipeline.domain.safety import SafetyChecklist
 from mri_pipeline.services import examinations
+from mri_pipeline.services.studies import studies_for_a_person
 
 router = APIRouter(prefix="/api/procedures", tags=["procedures"])
 reconciliation_router = APIRouter(prefix="/api/reconciliation", tags=["reconciliation"])
@@ -129,6 +130,10 @@ def post_reschedule(
 
 
 @reconciliation_router.get("")
-def get_reconciliation(session: SessionDep) -> list[dict[str, Any]]:
-    """MPPS that matched no scheduled step; never routed for reporting by themselves."""
-    return examinations.reconciliation_queue(session)
+def get_reconciliation(session: SessionDep) -> dict[str, list[dict[str, Any]]]:
+    """What a person must sort out: MPPS that matched no scheduled step, and studies with
+    no order or that disagree with theirs. Neither is routed for reporting by itself."""
+    return {
+        "performed_steps": examinations.reconciliation_queue(session),
+        "studies": studies_for_a_person(session),
+    }

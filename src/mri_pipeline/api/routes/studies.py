@@ -1,0 +1,38 @@
+"""``/api/studies``: what Orthanc has received, tied to orders, and how complete it is."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query
+
+from mri_pipeline.api.deps import SessionDep
+from mri_pipeline.domain.reconciliation import Reconciliation
+from mri_pipeline.services import studies
+from mri_pipeline.services.ingest import StudyState
+
+router = APIRouter(prefix="/api/studies", tags=["studies"])
+
+
+@router.get("")
+def get_studies(
+    session: SessionDep,
+    state: StudyState | None = None,
+    reconciliation: Reconciliation | None = None,
+    accession_number: Annotated[str | None, Query(max_length=16)] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 200,
+) -> list[dict[str, Any]]:
+    """Received studies, newest first."""
+    return studies.list_studies(
+        session,
+        state=state.value if state is not None else None,
+        reconciliation=reconciliation.value if reconciliation is not None else None,
+        accession_number=accession_number,
+        limit=limit,
+    )
+
+
+@router.get("/{study_instance_uid}")
+def get_study(study_instance_uid: str, session: SessionDep) -> dict[str, Any]:
+    """One study: reconciliation, completeness, series and events."""
+    return studies.study_detail(session, study_instance_uid)
