@@ -5,15 +5,19 @@ from __future__ import annotations
 import logging
 import signal
 import threading
-from datetime import date, time
+import time
+from datetime import date, datetime
+from datetime import time as clock_time
 from pathlib import Path
 from types import FrameType
 from typing import Annotated
+from zoneinfo import ZoneInfo
 
 import typer
 import uvicorn
 from pydantic import ValidationError
 from rich.console import Console
+from rich.progress import Progress
 from rich.table import Table
 
 from mri_pipeline.config import Settings, get_settings
@@ -23,7 +27,7 @@ from mri_pipeline.domain.yaml_source import SourceError
 from mri_pipeline.orthanc import OrthancProcess, OrthancStartError
 from mri_pipeline.runtime import Runtime, build_runtime
 from mri_pipeline.services.demo import load_demo_orders
-from mri_pipeline.services.ingest import study_counts
+from mri_pipeline.services.ingest import read_cursor, study_counts
 from mri_pipeline.services.orders import OrderRejected, OrderRequest, PatientIn, create_order
 from mri_pipeline.services.worklist import steps_of_day
 from mri_pipeline.services.worklist_files import export_worklist_files, import_worklist_files
@@ -41,6 +45,10 @@ app.add_typer(worklist_app, name="worklist")
 app.add_typer(api_app, name="api")
 ingest_app = typer.Typer(help="Following what Orthanc receives.", no_args_is_help=True)
 app.add_typer(ingest_app, name="ingest")
+scanner_app = typer.Typer(help="A simulated scanner console.", no_args_is_help=True)
+app.add_typer(scanner_app, name="scanner")
+samples_app = typer.Typer(help="Synthetic lumbar spine sample studies.", no_args_is_help=True)
+app.add_typer(samples_app, name="samples")
 
 console = Console()
 err = Console(stderr=True)
@@ -106,7 +114,7 @@ def order_create(
             clinical_details=details,
             station=station,
             scheduled_date=date.fromisoformat(scheduled_date) if scheduled_date else None,
-            scheduled_time=time.fromisoformat(scheduled_time) if scheduled_time else None,
+            scheduled_time=clock_time.fromisoformat(scheduled_time) if scheduled_time else None,
         )
     except (ValidationError, ValueError) as exc:
         err.print(f"[red]order refused:[/red] {exc}")
@@ -282,7 +290,7 @@ def ingest_status() -> None:
     try:
         with runtime.sessions() as session:
             counts = study_counts(session)
-            cursor = runtime.ingest(runtime.orthanc_client()).cursor()
+            cursor = read_cursor(session)
         table = Table("studies", "count")
         for name, count in sorted(counts.items()):
             table.add_row(name, str(count))
@@ -290,6 +298,145 @@ def ingest_status() -> None:
         console.print(f"change log cursor: {cursor}")
     finally:
         runtime.close()
+
+
+@samples_app.command("generate")
+def samples_generate(
+    out: Annotated[Path, typer.Option("--out", help="Folder to write")] = Path("sample_studies"),
+) -> None:
+    """Write the deterministic sample studies and their manifest."""
+    from mri_pipeline.imaging.sample_studies import generate_sample_studies
+
+    started = time.monotonic()
+    manifest = generate_sample_studies(out)
+    files = [path for path in out.rglob("*") if path.is_file()]
+    size = sum(path.stat().st_size for path in files)
+    console.print(
+        f"{len(manifest.cases)} cases, {len(files)} files, {size / 1e6:.1f} MB in {out} "
+        f"({time.monotonic() - started:.1f} s)",
+        highlight=False,
+    )
+
+
+def _sample_series(sample_dir: Path, case: str) -> dict[str, list[Path]]:
+    from mri_pipeline.imaging.sample_studies import load_manifest
+
+    sample = load_manifest(sample_dir).case(case)
+    return {series.description: series.paths(sample_dir) for series in sample.series}
+
+
+@scanner_app.command("simulate")
+def scanner_simulate(
+    station: Annotated[str, typer.Option("--station", help="The console's AE title")] = "MRI1",
+    accession: Annotated[
+        str | None, typer.Option("--accession", help="Default: the next waiting item")
+    ] = None,
+    discontinue: Annotated[
+        str | None,
+        typer.Option("--discontinue", help="Stop half-way with this DCM reason code, e.g. 110515"),
+    ] = None,
+    samples: Annotated[Path, typer.Option("--samples")] = Path("sample_studies"),
+    case: Annotated[
+        str | None, typer.Option("--case", help="Sample case; default: by protocol")
+    ] = None,
+    optional: Annotated[
+        bool, typer.Option("--optional", help="Also run the protocol's optional series")
+    ] = False,
+    host: Annotated[str, typer.Option("--host", help="Where the RIS and Orthanc run")] = (
+        "127.0.0.1"
+    ),
+) -> None:
+    """One examination as a console does it: worklist, MPPS, C-STORE, MPPS final."""
+    from mri_pipeline.dicom.exam_card import CASE_BY_PROTOCOL, DEFAULT_CASE, exam_card
+    from mri_pipeline.dicom.scanner import (
+        ConsoleError,
+        Peer,
+        ScannerConsole,
+        perform,
+        protocol_code,
+        waiting,
+    )
+    from mri_pipeline.domain.mpps import DISCONTINUATION_REASONS
+    from mri_pipeline.orthanc import configured_ae_title
+    from mri_pipeline.services.reference import load_catalogue, load_node_table
+
+    logging.getLogger("pynetdicom").setLevel(logging.ERROR)
+    settings = get_settings()
+    try:
+        nodes = load_node_table(settings.nodes_file)
+        catalogue = load_catalogue(settings.protocols_file)
+    except SourceError as exc:
+        err.print(f"[red]cannot start:[/red] {exc}")
+        raise typer.Exit(2) from exc
+    node = nodes.get(station)
+    if node is None or node not in nodes.scanners():
+        known = ", ".join(n.ae_title for n in nodes.scanners())
+        err.print(f"[red]{station} is not a scanner in {settings.nodes_file}[/red] ({known})")
+        raise typer.Exit(2)
+    if discontinue is not None and discontinue not in DISCONTINUATION_REASONS:
+        codes = "\n".join(f"  {code} {text}" for code, text in DISCONTINUATION_REASONS.items())
+        err.print(f"[red]unknown discontinuation reason {discontinue}[/red]; one of:\n{codes}")
+        raise typer.Exit(2)
+    scanner = ScannerConsole(
+        station,
+        ris=Peer(host, settings.dicom_port, settings.ae_title),
+        pacs=Peer(
+            host, settings.orthanc_dicom_port, configured_ae_title(settings.orthanc_config_file)
+        ),
+    )
+    try:
+        items = scanner.worklist(accession=accession or "")
+        candidates = items if accession else waiting(items)
+        if not candidates:
+            what = f"accession {accession}" if accession else f"anything waiting for {station}"
+            err.print(f"[red]the worklist has no {what}[/red]")
+            raise typer.Exit(1)
+        item = candidates[0]
+        code = protocol_code(item)
+        if code is None or code not in catalogue.protocol_codes:
+            err.print(f"[red]worklist item has no known protocol code ({code})[/red]")
+            raise typer.Exit(1)
+        chosen_case = case or CASE_BY_PROTOCOL.get(code, DEFAULT_CASE)
+        try:
+            plan = exam_card(
+                catalogue.protocol(code),
+                _sample_series(samples, chosen_case),
+                _sample_series(samples, DEFAULT_CASE),
+                include_optional=optional,
+            )
+        except (OSError, KeyError, ValueError) as exc:
+            err.print(f"[red]sample studies unusable in {samples}:[/red] {exc}")
+            raise typer.Exit(2) from exc
+        total = sum(len(series.templates) for series in plan)
+        if discontinue is not None:
+            total = sum(len(series.templates) for series in plan[: max(1, len(plan) // 2)])
+        console.print(
+            f"{station}: accession {item.get('AccessionNumber', '')}, patient ID "
+            f"{item.get('PatientID', '')}, protocol {code} ({len(plan)} series, "
+            f"sample case {chosen_case})",
+            highlight=False,
+        )
+        zone = ZoneInfo(settings.clinic_timezone)
+        with Progress(console=console, transient=False) as progress:
+            task = progress.add_task("C-STORE", total=total)
+            done = perform(
+                scanner,
+                item,
+                plan,
+                clock=lambda: datetime.now(zone),
+                discontinue=discontinue,
+                progress=lambda _ds: progress.advance(task),
+            )
+    except ConsoleError as exc:
+        err.print(f"[red]{station}:[/red] {exc}")
+        raise typer.Exit(1) from exc
+    console.print(
+        f"MPPS {done.status}: {done.stored} images stored in {len(done.series)} series, "
+        f"{len(done.failed)} refused",
+        highlight=False,
+    )
+    if done.failed:
+        raise typer.Exit(1)
 
 
 def _start_ingest(runtime: Runtime) -> tuple[threading.Thread, threading.Event]:

@@ -83,3 +83,34 @@ def test_sqlite_runs_in_wal_mode(tmp_path: Path) -> None:
     with engine.connect() as connection:
         assert connection.execute(text("PRAGMA journal_mode")).scalar() == "wal"
     engine.dispose()
+
+
+def test_ingest_status_counts_nothing_on_a_new_database(cli: CliRunner) -> None:
+    result = cli.invoke(app, ["ingest", "status"])
+    assert result.exit_code == 0, result.output
+    assert "change log cursor: 0" in result.output
+
+
+def test_scanner_simulate_refuses_a_station_that_is_not_a_scanner(cli: CliRunner) -> None:
+    result = cli.invoke(app, ["scanner", "simulate", "--station", "FINDSCU"])
+    assert result.exit_code == 2
+    assert "FINDSCU is not a scanner" in result.output
+
+
+def test_scanner_simulate_refuses_an_unknown_discontinuation_reason(cli: CliRunner) -> None:
+    result = cli.invoke(app, ["scanner", "simulate", "--discontinue", "999999"])
+    assert result.exit_code == 2
+    assert "unknown discontinuation reason 999999" in result.output
+    assert "110515 Patient condition prevented continuing" in result.output
+
+
+def test_scanner_simulate_says_when_the_ris_is_not_there(cli: CliRunner) -> None:
+    result = cli.invoke(
+        app,
+        ["scanner", "simulate", "--station", "MRI1"],
+        env={
+            "MRI_PIPELINE_DICOM_PORT": "9",  # nothing listens on the discard port
+        },
+    )
+    assert result.exit_code == 1
+    assert "LSP_RIS at 127.0.0.1:9 refused the association from MRI1" in result.output

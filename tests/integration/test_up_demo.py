@@ -19,6 +19,66 @@ from tests.conftest import ROOT, free_port
 from tests.integration.dcmtk import findscu
 
 
+def simulate_examination(
+    env: dict[str, str], api: str, orthanc: str, auth: tuple[str, str]
+) -> None:
+    """Referral → console (``scanner simulate``) → Orthanc → ingest → ready for reading."""
+    referral = {
+        "patient": {"patient_id": "E2E0001", "name": "Ødegård^Åse", "sex": "F"},
+        "indication": "radiculopathy",
+        "station": "MRI1",
+    }
+    created = httpx.post(f"{api}/api/orders", json=referral, timeout=10)
+    assert created.status_code == 201, created.text
+    accession = created.json()["accession_number"]
+    command = ["scanner", "simulate", "--station", "MRI1", "--accession", accession]
+    simulated = subprocess.run(
+        [sys.executable, "-m", "mri_pipeline", *command],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+    assert simulated.returncode == 0, simulated.stdout + simulated.stderr
+    assert "MPPS COMPLETED" in simulated.stdout
+    assert "Ødegård" not in simulated.stdout  # the console prints identifiers, not names
+
+    deadline = time.monotonic() + 30
+    while True:
+        found = httpx.get(
+            f"{api}/api/studies", params={"accession_number": accession}, timeout=10
+        ).json()
+        if found and found[0]["state"] == "ready_for_reading":
+            break
+        assert time.monotonic() < deadline, f"study not ready for reading: {found}"
+        time.sleep(0.2)
+    study = found[0]
+    assert study["reconciliation"] == "matched"
+    assert study["completion_basis"] == "mpps"
+    assert study["study_instance_uid"] == created.json()["study_instance_uid"]
+
+    # Orthanc's own view agrees with ours, image for image.
+    in_orthanc = httpx.get(f"{orthanc}/studies/{study['orthanc_id']}", auth=auth).json()
+    assert in_orthanc["MainDicomTags"]["AccessionNumber"] == accession
+    assert in_orthanc["PatientMainDicomTags"]["PatientID"] == "E2E0001"
+    statistics = httpx.get(f"{orthanc}/studies/{study['orthanc_id']}/statistics", auth=auth)
+    assert statistics.json()["CountInstances"] == study["instances"] > 0
+    detail = httpx.get(f"{api}/api/studies/{study['study_instance_uid']}").json()
+    assert [s["series_description"] for s in detail["series"]] == [
+        "LOC 3PL",
+        "SAG T1 TSE",
+        "SAG T2 TSE",
+        "SAG STIR",
+        "AX T2 TSE",
+        "AX T1 TSE",
+    ]
+    assert len(in_orthanc["Series"]) == len(detail["series"])
+    timeline = httpx.get(f"{api}/api/procedures/{accession}").json()
+    assert [s["status"] for s in timeline["steps"]] == ["COMPLETED"]
+
+
 def test_up_demo_serves_api_and_worklist_and_stops_on_sigint(tmp_path: Path) -> None:
     api_port, dicom_port = free_port(), free_port()
     orthanc_http, orthanc_dicom = free_port(), free_port()
@@ -71,6 +131,7 @@ def test_up_demo_serves_api_and_worklist_and_stops_on_sigint(tmp_path: Path) -> 
         orthanc = f"http://127.0.0.1:{orthanc_http}"
         assert httpx.get(f"{orthanc}/system", auth=auth).json()["DicomAet"] == "LSP_PACS"
         assert httpx.get(f"{orthanc}/system").status_code == 401
+        simulate_examination(env, f"http://127.0.0.1:{api_port}", orthanc, auth)
         process.send_signal(signal.SIGINT)
         output, _ = process.communicate(timeout=30)
     finally:
@@ -81,5 +142,6 @@ def test_up_demo_serves_api_and_worklist_and_stops_on_sigint(tmp_path: Path) -> 
     assert "DICOM worklist AE   LSP_RIS" in output
     assert "demo: booked 6 referrals" in output
     assert "DICOM store AE      LSP_PACS" in output
+    assert "Ødegård" not in output  # logs carry identifiers, never names
     with pytest.raises(httpx.TransportError):  # Orthanc was stopped with us
         httpx.get(f"http://127.0.0.1:{orthanc_http}/system", timeout=2)

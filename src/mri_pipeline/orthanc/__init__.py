@@ -10,6 +10,7 @@ from mri_pipeline.orthanc.client import (
 from mri_pipeline.orthanc.process import (
     OrthancProcess,
     OrthancStartError,
+    configured_ae_title,
     find_plugins,
     generated_configuration,
     orthanc_credentials,
@@ -23,6 +24,7 @@ __all__ = [
     "OrthancStartError",
     "OrthancUnavailable",
     "Resource",
+    "configured_ae_title",
     "find_plugins",
     "generated_configuration",
     "orthanc_credentials",

@@ -43,6 +43,12 @@ class OrthancStartError(RuntimeError):
     """Orthanc did not come up healthy; the message carries the tail of its log."""
 
 
+def configured_ae_title(base_configuration: Path) -> str:
+    """The AE title Orthanc answers to, as the committed configuration sets it."""
+    base = json.loads(base_configuration.read_text(encoding="utf-8"))
+    return str(base.get("DicomAet", "ORTHANC"))
+
+
 def orthanc_credentials(var_dir: Path) -> tuple[str, str]:
     """The REST user and password: read from ``var_dir/orthanc/credentials.json``,
     generated (mode 0600) at the first start."""
@@ -154,8 +160,7 @@ class OrthancProcess:
         self.stop_timeout = stop_timeout
         self.config_dir = self.root / "config"
         self.log_path = self.root / "orthanc.log"
-        base = json.loads(base_configuration.read_text(encoding="utf-8"))
-        self.ae_title: str = str(base.get("DicomAet", "ORTHANC"))
+        self.ae_title = configured_ae_title(base_configuration)
         self.url = f"http://127.0.0.1:{http_port}"
         self.auth = httpx.BasicAuth(*orthanc_credentials(var_dir))
         self._process: subprocess.Popen[bytes] | None = None

@@ -132,8 +132,7 @@ class Ingest:
 
     def cursor(self) -> int:
         with self.sessions() as session:
-            row = session.get(IngestCursor, CURSOR_NAME)
-            return row.last_seq if row is not None else 0
+            return read_cursor(session)
 
     def _fetch(self, since: int) -> _Page:
         page = self.orthanc.changes(since, self.batch_size)
@@ -533,6 +532,12 @@ def _performed_facts(session: Session, study: ReceivedStudy) -> list[PerformedFa
         PerformedFacts(PerformedStatus(status), referenced_instances(Dataset.from_json(text)))
         for status, text in rows
     ]
+
+
+def read_cursor(session: Session) -> int:
+    """The last Orthanc change recorded (0: none yet)."""
+    row = session.get(IngestCursor, CURSOR_NAME)
+    return row.last_seq if row is not None else 0
 
 
 def study_counts(session: Session) -> dict[str, int]:
