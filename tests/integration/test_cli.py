@@ -114,3 +114,10 @@ def test_scanner_simulate_says_when_the_ris_is_not_there(cli: CliRunner) -> None
     )
     assert result.exit_code == 1
     assert "LSP_RIS at 127.0.0.1:9 refused the association from MRI1" in result.output
+
+
+def test_samples_generate_writes_the_cases_and_says_how_big(tmp_path: Path) -> None:
+    result = CliRunner().invoke(app, ["samples", "generate", "--out", str(tmp_path / "s")])
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith("4 cases, 362 files,")
+    assert (tmp_path / "s" / "manifest.json").is_file()

@@ -29,7 +29,7 @@ from mri_pipeline.dicom.server import DicomServerConfig, start_dicom_server
 from mri_pipeline.orthanc import OrthancProcess
 from mri_pipeline.runtime import Runtime, build_runtime
 from mri_pipeline.services.ingest import CURSOR_NAME, Ingest
-from tests.conftest import fixed_clock
+from tests.conftest import ROOT, fixed_clock
 from tests.integration.orthanc_tools import (
     Patient,
     mr_template,
@@ -379,3 +379,36 @@ def test_truncated_and_non_dicom_input_is_refused_without_harm(
 
     assert storescu(pipeline.orthanc.dicom_port, good.paths).returncode == 0
     pipeline.drain(lambda: pipeline.study("LSPX1").instance_count == 2)
+
+
+def test_storescu_of_a_sample_study_is_stored_whole_and_queued_without_an_order(
+    pipeline: Pipeline,
+) -> None:
+    from mri_pipeline.imaging.sample_studies import load_manifest
+
+    samples = ROOT / "sample_studies"
+    case = load_manifest(samples).case("herniation_l4_l5")
+    paths = [path for series in case.series for path in series.paths(samples)]
+    done = storescu(pipeline.orthanc.dicom_port, paths)
+    assert done.returncode == 0, done.stderr
+
+    def recorded() -> int:
+        with pipeline.runtime.sessions() as session:
+            return int(session.scalar(select(func.count()).select_from(ReceivedInstance)) or 0)
+
+    pipeline.drain(lambda: recorded() == len(paths))
+    with pipeline.runtime.sessions() as session:
+        study = session.execute(select(ReceivedStudy)).scalar_one()
+        series = list(
+            session.execute(
+                select(ReceivedSeries.series_description, ReceivedSeries.instance_count)
+                .where(ReceivedSeries.study_pk == study.id)
+                .order_by(ReceivedSeries.series_number)
+            ).all()
+        )
+    assert study.study_instance_uid == case.study_instance_uid
+    assert study.reconciliation == "unmatched"
+    assert [tuple(row) for row in series] == [
+        (s.description, s.instance_count) for s in case.series
+    ]
+    assert orthanc_study_instances(pipeline, study.orthanc_id) == len(paths)
