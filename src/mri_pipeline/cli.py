@@ -492,6 +492,7 @@ def up(
             "[bold]MRI pipeline is up[/bold]",
             f"  API                 {api_url}/docs",
             f"  worklist (JSON)     {api_url}/api/worklist",
+            f"  studies (JSON)      {api_url}/api/studies",
             f"  health              {api_url}/health",
             f"  DICOM worklist AE   {config.ae_title} @ {shown_host}:{config.port} (MWL, MPPS)",
         ]
@@ -506,6 +507,7 @@ def up(
         lines += [
             f"  try: findscu -W -aec {config.ae_title} {shown_host} {config.port} "
             "-k 0010,0010 -k 0010,0020 -k 0008,0050 -k '0040,0100[0].0040,0001=MRI1'",
+            "  play a console: mri-pipeline scanner simulate --station MRI1",
             "  Ctrl-C stops everything.",
         ]
         console.print("\n".join(lines), highlight=False)
