@@ -81,34 +81,17 @@ def write_mr_series(
     folder.mkdir(parents=True, exist_ok=True)
     series = SeriesFiles(description, str(generate_uid()))
     for number in range(1, images + 1):
-        meta = FileMetaDataset()
-        meta.MediaStorageSOPClassUID = MRImageStorage
-        meta.MediaStorageSOPInstanceUID = generate_uid()
-        meta.TransferSyntaxUID = ExplicitVRLittleEndian
-        ds = Dataset()
-        ds.file_meta = meta
+        ds = mr_template(number, size=size)
         ds.SpecificCharacterSet = "ISO_IR 192"
-        ds.SOPClassUID = MRImageStorage
-        ds.SOPInstanceUID = meta.MediaStorageSOPInstanceUID
         ds.StudyInstanceUID = study_instance_uid
         ds.SeriesInstanceUID = series.series_instance_uid
         ds.PatientID = patient.patient_id
         ds.PatientName = patient.name
         ds.AccessionNumber = accession_number
-        ds.Modality = "MR"
         ds.SeriesDescription = description
         ds.ProtocolName = description
         ds.SeriesNumber = series_number
-        ds.InstanceNumber = number
-        ds.SamplesPerPixel = 1
-        ds.PhotometricInterpretation = "MONOCHROME2"
-        ds.Rows = size
-        ds.Columns = size
-        ds.BitsAllocated = 16
-        ds.BitsStored = 12
-        ds.HighBit = 11
-        ds.PixelRepresentation = 0
-        ds.PixelData = bytes(size * size * 2)
+        ds.file_meta = file_meta(ds)
         path = folder / f"{series_number:02d}-{number:03d}.dcm"
         ds.save_as(path, enforce_file_format=True)
         series.sop_instance_uids.append(str(ds.SOPInstanceUID))
@@ -144,6 +127,14 @@ def instance_count(orthanc: OrthancProcess) -> int:
     instances = orthanc_get(orthanc, "/instances")
     assert isinstance(instances, list)
     return len(instances)
+
+
+def file_meta(ds: Dataset) -> FileMetaDataset:
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = ds.SOPClassUID
+    meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    return meta
 
 
 def mr_template(number: int, *, size: int = 16) -> Dataset:

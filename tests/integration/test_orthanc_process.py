@@ -10,8 +10,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.uid import ExplicitVRLittleEndian, MRImageStorage, generate_uid
+from pydicom.uid import generate_uid
 
 from mri_pipeline.domain.nodes import DicomNode, NodeRole, NodeTable
 from mri_pipeline.orthanc import (
@@ -25,10 +24,12 @@ from tests.conftest import free_port
 from tests.integration.dcmtk import echoscu
 from tests.integration.orthanc_tools import (
     BASE_CONFIGURATION,
+    Patient,
     instance_count,
     node_table,
     start_orthanc,
     storescu,
+    write_mr_series,
 )
 
 pytestmark = [
@@ -42,33 +43,16 @@ pytestmark = [
 
 def tiny_mr_image(path: Path) -> Path:
     """An 8x8 MR image, enough for Orthanc to index it."""
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = MRImageStorage
-    meta.MediaStorageSOPInstanceUID = generate_uid()
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds = Dataset()
-    ds.file_meta = meta
-    ds.SOPClassUID = MRImageStorage
-    ds.SOPInstanceUID = meta.MediaStorageSOPInstanceUID
-    ds.StudyInstanceUID = generate_uid()
-    ds.SeriesInstanceUID = generate_uid()
-    ds.PatientID = "TEST0001"
-    ds.PatientName = "TEST^ORTHANC"
-    ds.AccessionNumber = "LSP0000001"
-    ds.Modality = "MR"
-    ds.SeriesNumber = 1
-    ds.InstanceNumber = 1
-    ds.SamplesPerPixel = 1
-    ds.PhotometricInterpretation = "MONOCHROME2"
-    ds.Rows = 8
-    ds.Columns = 8
-    ds.BitsAllocated = 16
-    ds.BitsStored = 12
-    ds.HighBit = 11
-    ds.PixelRepresentation = 0
-    ds.PixelData = bytes(8 * 8 * 2)
-    ds.save_as(path, enforce_file_format=True)
-    return path
+    written = write_mr_series(
+        path.parent / path.stem,
+        patient=Patient("TEST0001", "TEST^ORTHANC"),
+        accession_number="LSP0000001",
+        study_instance_uid=str(generate_uid()),
+        description="TEST",
+        images=1,
+        size=8,
+    )
+    return written.paths[0]
 
 
 @pytest.fixture(scope="module")
