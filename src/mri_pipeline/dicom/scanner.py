@@ -22,7 +22,7 @@ from pydicom.uid import (
     ImplicitVRLittleEndian,
     generate_uid,
 )
-from pynetdicom import AE
+from pynetdicom import AE, evt
 
 from mri_pipeline.dicom.console_messages import (
     MR_IMAGE_STORAGE,
@@ -32,7 +32,7 @@ from mri_pipeline.dicom.console_messages import (
     worklist_query,
 )
 from mri_pipeline.dicom.mpps import MODALITY_PERFORMED_PROCEDURE_STEP as MPPS
-from mri_pipeline.dicom.server import MODALITY_WORKLIST_FIND
+from mri_pipeline.dicom.server import MODALITY_WORKLIST_FIND, no_delay
 from mri_pipeline.domain.worklist_item import text_of
 
 log = logging.getLogger(__name__)
@@ -82,7 +82,12 @@ class ScannerConsole:
         self.ae.requested_contexts = []
         for abstract, syntaxes in contexts:
             self.ae.add_requested_context(abstract, list(syntaxes))
-        assoc = self.ae.associate(peer.host, peer.port, ae_title=peer.ae_title)
+        assoc = self.ae.associate(
+            peer.host,
+            peer.port,
+            ae_title=peer.ae_title,
+            evt_handlers=[(evt.EVT_CONN_OPEN, no_delay)],
+        )
         if not assoc.is_established:
             raise ConsoleError(
                 f"{peer.ae_title} at {peer.host}:{peer.port} refused the association "

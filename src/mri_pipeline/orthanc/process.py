@@ -211,6 +211,9 @@ class OrthancProcess:
                 stdout=log_file,
                 stderr=subprocess.STDOUT,
                 cwd=self.root,
+                # DCMTK under Orthanc leaves Nagle on unless told: every C-STORE answer
+                # would then wait for the console's delayed ACK (about 40 ms an image).
+                env={**os.environ, "TCP_NODELAY": "1"},
             )
         try:
             self._wait_healthy()

@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, TypeVar
 
 from pydicom.dataset import Dataset
 from sqlalchemy import func, or_, select
@@ -30,6 +30,7 @@ from mri_pipeline.db.models import (
     Patient,
     PerformedStep,
     PerformedStepLink,
+    PerformedStepMessage,
     ReceivedInstance,
     ReceivedSeries,
     ReceivedStudy,
@@ -103,8 +104,8 @@ class _Page:
 
     changes: list[Change]
     instances: list[Resource]
-    series: dict[str, Resource]
-    studies: dict[str, Resource]
+    series: dict[str, Resource]  # the series not recorded yet
+    studies: dict[str, Resource]  # the studies not recorded yet
     stable_studies: set[str]
     next_cursor: int
     more: bool
@@ -127,6 +128,7 @@ class Ingest:
         self.clock = clock
         self.batch_size = batch_size
         self.on_ready = list(on_ready)
+        self._mpps_mark: int | None = None  # newest MPPS message seen; None: none yet
 
     # -- the change log -----------------------------------------------------------------
 
@@ -147,12 +149,18 @@ class Ingest:
         new_instances = [c.orthanc_id for c in page.changes if c.change_type == NEW_INSTANCE]
         stable = {c.orthanc_id for c in page.changes if c.change_type == STABLE_STUDY}
         instances = [r for r in self.orthanc.describe(new_instances) if r.level == "Instance"]
-        series = {
-            r.orthanc_id: r
-            for r in self.orthanc.describe(sorted({i.parent for i in instances if i.parent}))
+        # Only what we have not recorded yet is described: Orthanc IDs never change.
+        parents = {i.parent for i in instances if i.parent}
+        with self.sessions() as session:
+            known_series = _known(session, ReceivedSeries.orthanc_id, parents)
+            series = {
+                r.orthanc_id: r for r in self.orthanc.describe(sorted(parents - known_series))
+            }
+            study_ids = {s.parent for s in series.values() if s.parent} | stable
+            known_studies = _known(session, ReceivedStudy.orthanc_id, study_ids)
+        studies = {
+            r.orthanc_id: r for r in self.orthanc.describe(sorted(study_ids - known_studies))
         }
-        study_ids = {s.parent for s in series.values() if s.parent} | stable
-        studies = {r.orthanc_id: r for r in self.orthanc.describe(sorted(study_ids))}
         next_cursor = page.changes[-1].seq if page.changes else since
         return _Page(
             page.changes,
@@ -169,6 +177,16 @@ class Ingest:
         since = self.cursor()
         page = self._fetch(since)
         report = PassReport(changes=len(page.changes), more=page.more)
+        touched: set[int] = set()
+        changed = bool(page.changes) or page.next_cursor != since
+        if changed and not self._commit_page(page, since, report, touched):
+            return report
+        report.ready = self.judge(touched | self._mpps_changed())
+        return report
+
+    def _commit_page(self, page: _Page, since: int, report: PassReport, touched: set[int]) -> bool:
+        """Record the page and move the cursor in one transaction; False if another worker
+        recorded it first."""
         with self.sessions.begin() as session:
             cursor = session.execute(
                 select(IngestCursor).where(IngestCursor.name == CURSOR_NAME).with_for_update()
@@ -178,19 +196,20 @@ class Ingest:
                 session.add(cursor)
             if cursor.last_seq != since:
                 report.more = True  # another worker took this page; read again
-                return report
-            self._record(session, page, report)
+                return False
+            touched |= self._record(session, page, report)
             cursor.last_seq = page.next_cursor
             cursor.updated_at = self.clock()
-        report.ready = self.judge_receiving()
-        return report
+        return True
 
     # -- recording ------------------------------------------------------------------------
 
-    def _record(self, session: Session, page: _Page, report: PassReport) -> None:
+    def _record(self, session: Session, page: _Page, report: PassReport) -> set[int]:
+        """Write what the page taught us; returns the studies it touched."""
         now = self.clock()
-        studies = self._studies(session, page, now, report)
-        series = self._series(session, page, studies, now)
+        series = self._series(session, page, self._studies(session, page, now, report), now)
+        studies = _rows_by_orthanc_id(session, ReceivedStudy, page.stable_studies)
+        touched: set[int] = set()
         uids = [i.tag("SOPInstanceUID") for i in page.instances]
         known = set(
             session.execute(
@@ -219,17 +238,20 @@ class Ingest:
             parent.last_received_at = now
             parent.study.instance_count += 1
             parent.study.last_received_at = now
+            touched.add(parent.study_pk)
             report.new_instances += 1
-        for orthanc_id in page.stable_studies:
-            study = studies.get(orthanc_id)
-            if study is not None and not study.stable:
+        for study in studies.values():
+            if not study.stable:
                 study.stable = True
+                touched.add(study.id)
                 log.info("study stable in Orthanc study_uid=%s", study.study_instance_uid)
+        return touched
 
     def _studies(
         self, session: Session, page: _Page, now: datetime, report: PassReport
     ) -> dict[str, ReceivedStudy]:
-        """Orthanc study ID → our row, creating (and reconciling) the new ones."""
+        """Orthanc study ID → our row for the page's studies, creating (and reconciling)
+        the new ones."""
         wanted = {
             r.orthanc_id: r for r in page.studies.values() if r.tag("StudyInstanceUID") is not None
         }
@@ -240,7 +262,8 @@ class Ingest:
                 select(ReceivedStudy).where(ReceivedStudy.study_instance_uid.in_(uids))
             ).scalars()
         }
-        by_orthanc_id: dict[str, ReceivedStudy] = {}
+        parents = {r.parent for r in page.series.values() if r.parent}
+        by_orthanc_id = _rows_by_orthanc_id(session, ReceivedStudy, parents - wanted.keys())
         for orthanc_id, resource in wanted.items():
             uid = str(_clip(resource.tag("StudyInstanceUID"), 64))
             row = rows.get(uid)
@@ -326,7 +349,8 @@ class Ingest:
                 )
             ).scalars()
         }
-        by_orthanc_id: dict[str, ReceivedSeries] = {}
+        parents = {i.parent for i in page.instances if i.parent}
+        by_orthanc_id = _rows_by_orthanc_id(session, ReceivedSeries, parents - page.series.keys())
         for orthanc_id, resource in page.series.items():
             uid = _clip(resource.tag("SeriesInstanceUID"), 64)
             study = studies.get(resource.parent or "")
@@ -353,25 +377,65 @@ class Ingest:
 
     # -- completeness ---------------------------------------------------------------------
 
-    def judge_receiving(self) -> list[str]:
-        """Judge every matched study not yet ready; returns the UIDs that became ready."""
+    def _mpps_changed(self) -> set[int]:
+        """Studies whose MPPS changed since the last pass (every study on the first pass).
+
+        Every N-CREATE and N-SET adds a ``performed_step_messages`` row: its id is the
+        watermark, so MPPS traffic from another process is seen without polling studies.
+        """
         with self.sessions() as session:
-            candidates = list(
-                session.execute(
-                    select(ReceivedStudy.id).where(
+            newest = session.scalar(select(func.max(PerformedStepMessage.id))) or 0
+            open_studies = select(ReceivedStudy.id).where(
+                ReceivedStudy.reconciliation == Reconciliation.MATCHED.value,
+                ReceivedStudy.state.in_(
+                    [StudyState.RECEIVING.value, StudyState.DISCONTINUED.value]
+                ),
+            )
+            if self._mpps_mark is None:
+                candidates = set(session.execute(open_studies).scalars())
+            elif newest > self._mpps_mark:
+                changed = select(PerformedStepMessage.performed_step_pk).where(
+                    PerformedStepMessage.id > self._mpps_mark
+                )
+                procedures = (
+                    select(ScheduledStep.procedure_pk)
+                    .join(
+                        PerformedStepLink, PerformedStepLink.scheduled_step_pk == ScheduledStep.id
+                    )
+                    .where(PerformedStepLink.performed_step_pk.in_(changed))
+                )
+                study_uids = select(PerformedStep.study_instance_uid).where(
+                    PerformedStep.id.in_(changed)
+                )
+                candidates = set(
+                    session.execute(
+                        open_studies.where(
+                            or_(
+                                ReceivedStudy.procedure_pk.in_(procedures),
+                                ReceivedStudy.study_instance_uid.in_(study_uids),
+                            )
+                        )
+                    ).scalars()
+                )
+            else:
+                candidates = set()
+        self._mpps_mark = newest
+        return candidates
+
+    def judge(self, study_pks: Iterable[int]) -> list[str]:
+        """Judge the completeness of these studies; returns the UIDs that became ready."""
+        ready: list[str] = []
+        for study_pk in sorted(study_pks):
+            with self.sessions.begin() as session:
+                study = session.execute(
+                    select(ReceivedStudy)
+                    .where(
+                        ReceivedStudy.id == study_pk,
                         ReceivedStudy.reconciliation == Reconciliation.MATCHED.value,
                         ReceivedStudy.state.in_(
                             [StudyState.RECEIVING.value, StudyState.DISCONTINUED.value]
                         ),
                     )
-                ).scalars()
-            )
-        ready: list[str] = []
-        for study_pk in candidates:
-            with self.sessions.begin() as session:
-                study = session.execute(
-                    select(ReceivedStudy)
-                    .where(ReceivedStudy.id == study_pk)
                     .with_for_update(skip_locked=True)
                 ).scalar_one_or_none()
                 if study is not None and self._judge(session, study):
@@ -532,6 +596,25 @@ def _performed_facts(session: Session, study: ReceivedStudy) -> list[PerformedFa
         PerformedFacts(PerformedStatus(status), referenced_instances(Dataset.from_json(text)))
         for status, text in rows
     ]
+
+
+def _known(session: Session, column: Any, orthanc_ids: set[str]) -> set[str]:
+    """Which of these Orthanc IDs are recorded already."""
+    if not orthanc_ids:
+        return set()
+    return set(session.execute(select(column).where(column.in_(orthanc_ids))).scalars())
+
+
+RowT = TypeVar("RowT", ReceivedStudy, ReceivedSeries)
+
+
+def _rows_by_orthanc_id(
+    session: Session, model: type[RowT], orthanc_ids: set[str]
+) -> dict[str, RowT]:
+    if not orthanc_ids:
+        return {}
+    rows = session.execute(select(model).where(model.orthanc_id.in_(orthanc_ids))).scalars()
+    return {row.orthanc_id: row for row in rows}
 
 
 def read_cursor(session: Session) -> int:
