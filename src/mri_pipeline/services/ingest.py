@@ -22,7 +22,7 @@ from enum import StrEnum
 from typing import Any, TypeVar
 
 from pydicom.dataset import Dataset
-from sqlalchemy import func, or_, select
+from sqlalchemy import func, insert, or_, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from mri_pipeline.db.models import (
@@ -218,21 +218,22 @@ class Ingest:
                 )
             ).scalars()
         )
+        rows: list[dict[str, Any]] = []
         for instance in page.instances:
             sop_uid = _clip(instance.tag("SOPInstanceUID"), 64)
             parent = series.get(instance.parent or "")
             if sop_uid is None or sop_uid in known or parent is None:
                 continue
             known.add(sop_uid)
-            session.add(
-                ReceivedInstance(
-                    study_pk=parent.study_pk,
-                    series_pk=parent.id,
-                    sop_instance_uid=sop_uid,
-                    orthanc_id=instance.orthanc_id,
-                    instance_number=_integer(instance.tag("InstanceNumber")),
-                    received_at=now,
-                )
+            rows.append(
+                {
+                    "study_pk": parent.study_pk,
+                    "series_pk": parent.id,
+                    "sop_instance_uid": sop_uid,
+                    "orthanc_id": instance.orthanc_id,
+                    "instance_number": _integer(instance.tag("InstanceNumber")),
+                    "received_at": now,
+                }
             )
             parent.instance_count += 1
             parent.last_received_at = now
@@ -240,6 +241,8 @@ class Ingest:
             parent.study.last_received_at = now
             touched.add(parent.study_pk)
             report.new_instances += 1
+        if rows:  # one multi-row INSERT: instances are many, and need no ORM identity
+            session.execute(insert(ReceivedInstance), rows)
         for study in studies.values():
             if not study.stable:
                 study.stable = True
