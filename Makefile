@@ -20,6 +20,7 @@ test: setup lint
 bench: setup
 	$(BIN)/python bench/mwl_query.py
 	$(BIN)/python bench/mpps.py
+	$(BIN)/python bench/ingest.py
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache
