@@ -6,11 +6,13 @@ import shutil
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from io import BytesIO
 from pathlib import Path
 
 import httpx
 import pytest
 from fastapi.testclient import TestClient
+from pydicom import dcmread
 from pydicom.dataset import Dataset
 from pynetdicom import AE
 from sqlalchemy import func, select, update
@@ -412,3 +414,22 @@ def test_storescu_of_a_sample_study_is_stored_whole_and_queued_without_an_order(
         (s.description, s.instance_count) for s in case.series
     ]
     assert orthanc_study_instances(pipeline, study.orthanc_id) == len(paths)
+
+
+def test_the_client_fetches_a_series_files_from_orthanc(pipeline: Pipeline, tmp_path: Path) -> None:
+    written = write_mr_series(
+        tmp_path / "fetch",
+        patient=Patient("PID8", "Fetch^Me"),
+        accession_number="LSPF1",
+        study_instance_uid="1.2.826.0.1.3680043.8.498.8",
+        description="AX T2 TSE",
+        images=3,
+    )
+    assert storescu(pipeline.orthanc.dicom_port, written.paths).returncode == 0
+    pipeline.drain(lambda: pipeline.study("LSPF1").instance_count == 3)
+    with pipeline.runtime.sessions() as session:
+        orthanc_id = session.scalar(select(ReceivedSeries.orthanc_id))
+    assert orthanc_id is not None
+    files = pipeline.ingest.orthanc.series_files(orthanc_id)
+    fetched = sorted(str(dcmread(BytesIO(f)).SOPInstanceUID) for f in files)
+    assert fetched == sorted(written.sop_instance_uids)

@@ -154,6 +154,19 @@ class OrthancClient:
             raise OrthancUnavailable("Orthanc's study statistics are not a JSON object")
         return int(answer["CountInstances"])
 
+    def series_files(self, orthanc_series_id: str) -> list[bytes]:
+        """The DICOM files of every instance of a series, as Orthanc stored them."""
+        answer = self._call("get_series_id", orthanc_series_id)
+        if not isinstance(answer, dict) or not isinstance(answer.get("Instances"), list):
+            raise OrthancUnavailable("Orthanc's series description has no instance list")
+        files: list[bytes] = []
+        for instance_id in answer["Instances"]:
+            content = self._call("get_instances_id_file", str(instance_id))
+            if not isinstance(content, bytes):
+                raise OrthancUnavailable(f"Orthanc sent no file for instance {instance_id}")
+            files.append(content)
+        return files
+
     def close(self) -> None:
         self._api.close()
 
