@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 from types import MappingProxyType
 from typing import Annotated, Any, Self
@@ -26,6 +26,7 @@ from pydantic import (
 
 from mri_pipeline.domain.dicom_text import check_text
 from mri_pipeline.domain.errors import UnknownIndication, UnknownProtocol
+from mri_pipeline.domain.qc_thresholds import QcThresholds
 from mri_pipeline.domain.yaml_source import Loc, NestedProblems, SourceError, parse_yaml_model
 
 LOCAL_SCHEME = "99LSPINE"
@@ -117,6 +118,28 @@ class SeriesSpec(_Frozen):
         return self.description.endswith(POST_CONTRAST_MARK)
 
 
+class ProtocolQc(_Frozen):
+    """A protocol's own image-QC limits (``qc:``); a field left out keeps the default."""
+
+    snr_warn: float | None = Field(default=None, gt=0)
+    snr_fail: float | None = Field(default=None, gt=0)
+    ghosting_warn: float | None = Field(default=None, gt=0)
+    ghosting_fail: float | None = Field(default=None, gt=0)
+    sagittal_min_field_mm: float | None = Field(default=None, gt=0)
+    sagittal_min_lr_mm: float | None = Field(default=None, gt=0)
+    axial_mm_per_level: float | None = Field(default=None, gt=0)
+
+    @model_validator(mode="after")
+    def _consistent_with_defaults(self) -> Self:
+        self.thresholds()  # e.g. snr_fail above the default snr_warn
+        return self
+
+    def thresholds(self, base: QcThresholds | None = None) -> QcThresholds:
+        """``base`` (the project defaults) with this protocol's values put in."""
+        given = {name: value for name, value in self if value is not None}
+        return replace(base if base is not None else QcThresholds(), **given)
+
+
 class Protocol(_Frozen):
     """One lumbar protocol of the catalogue (DOMAIN.md A.2)."""
 
@@ -130,6 +153,7 @@ class Protocol(_Frozen):
     default_priority: ProjectPriority
     subspecialty: tuple[str, ...] = ()
     axial_levels: str | None = None
+    qc: ProtocolQc = ProtocolQc()
 
     @field_validator("axial_levels")
     @classmethod
@@ -182,6 +206,16 @@ class Protocol(_Frozen):
     @property
     def required_series(self) -> tuple[SeriesSpec, ...]:
         return tuple(spec for spec in self.series if spec.required)
+
+    @property
+    def axial_level_names(self) -> tuple[str, ...]:
+        """The disc levels the axial series must cover, e.g. ``("L4-L5", "L5-S1")``."""
+        return tuple(self.axial_levels.split("\\")) if self.axial_levels else ()
+
+    @property
+    def qc_thresholds(self) -> QcThresholds:
+        """The image-QC limits for this protocol: the defaults with its ``qc:`` values."""
+        return self.qc.thresholds()
 
 
 class Indication(_Frozen):
