@@ -10,7 +10,7 @@ from datetime import date, datetime
 from datetime import time as clock_time
 from pathlib import Path
 from types import FrameType
-from typing import Annotated
+from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
 import typer
@@ -439,20 +439,31 @@ def scanner_simulate(
         raise typer.Exit(1)
 
 
-def _start_ingest(runtime: Runtime) -> tuple[threading.Thread, threading.Event]:
+def _start_workers(runtime: Runtime) -> tuple[list[threading.Thread], threading.Event]:
+    """Ingest and QC, each a thread with its own Orthanc client, stopped by one event."""
+    from mri_pipeline.services.qc import QcWorker
+
     stop = threading.Event()
-    orthanc = runtime.orthanc_client()
-    ingest = runtime.ingest(orthanc)
+    interval = runtime.settings.ingest_poll_interval
+    threads: list[threading.Thread] = []
+    for name in ("ingest", "qc"):
+        orthanc = runtime.orthanc_client()
+        worker = (
+            runtime.ingest(orthanc)
+            if name == "ingest"
+            else QcWorker(runtime.sessions, orthanc, runtime.catalogue, clock=runtime.clock)
+        )
 
-    def _loop() -> None:
-        try:
-            ingest.run(stop, interval=runtime.settings.ingest_poll_interval)
-        finally:
-            orthanc.close()
+        def _loop(worker: Any = worker, orthanc: Any = orthanc) -> None:
+            try:
+                worker.run(stop, interval=interval)
+            finally:
+                orthanc.close()
 
-    thread = threading.Thread(target=_loop, name="ingest", daemon=True)
-    thread.start()
-    return thread, stop
+        thread = threading.Thread(target=_loop, name=name, daemon=True)
+        thread.start()
+        threads.append(thread)
+    return threads, stop
 
 
 @app.command("up")
@@ -481,11 +492,11 @@ def up(
     orthanc = _start_orthanc(runtime) if settings.orthanc_enabled else None
     config = _dicom_config(settings, None, None, None, allow_any_ae)
     server = None
-    ingest: tuple[threading.Thread, threading.Event] | None = None
+    workers: tuple[list[threading.Thread], threading.Event] | None = None
     try:
         server = start_dicom_server(config, runtime.nodes, runtime.finder, runtime.mpps)
         if settings.ingest_enabled and orthanc is not None:
-            ingest = _start_ingest(runtime)
+            workers = _start_workers(runtime)
         shown_host = "127.0.0.1" if config.host == "0.0.0.0" else config.host
         api_url = f"http://{settings.api_host}:{settings.api_port}"
         lines = [
@@ -502,8 +513,8 @@ def up(
                 f"  Orthanc             {orthanc.url} (credentials in "
                 f"{settings.var_dir / 'orthanc' / 'credentials.json'})",
             ]
-        if ingest is not None:
-            lines.append("  ingest              following Orthanc's change log")
+        if workers is not None:
+            lines.append("  ingest and QC       following Orthanc's change log")
         lines += [
             f"  try: findscu -W -aec {config.ae_title} {shown_host} {config.port} "
             "-k 0010,0010 -k 0010,0020 -k 0008,0050 -k '0040,0100[0].0040,0001=MRI1'",
@@ -520,10 +531,11 @@ def up(
     finally:
         if server is not None:
             server.shutdown()
-        if ingest is not None:
-            thread, stop = ingest
+        if workers is not None:
+            threads, stop = workers
             stop.set()
-            thread.join(timeout=10)
+            for thread in threads:
+                thread.join(timeout=10)
         if orthanc is not None:
             orthanc.stop()
         runtime.close()

@@ -4,16 +4,22 @@ from __future__ import annotations
 
 import json
 import subprocess
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian, MRImageStorage, generate_uid
+from sqlalchemy import select
 
+from mri_pipeline.db.models import ReceivedStudy
+from mri_pipeline.dicom.scanner import ScannerConsole
 from mri_pipeline.domain.nodes import NodeTable, parse_node_table
 from mri_pipeline.orthanc import OrthancProcess
+from mri_pipeline.runtime import Runtime
+from mri_pipeline.services.ingest import Ingest
 from tests.conftest import ROOT, free_port
 
 BASE_CONFIGURATION = ROOT / "orthanc.json"
@@ -158,3 +164,32 @@ def mr_template(number: int, *, size: int = 16) -> Dataset:
     ds.PixelRepresentation = 0
     ds.PixelData = bytes(size * size * 2)
     return ds
+
+
+@dataclass
+class Pipeline:
+    runtime: Runtime
+    orthanc: OrthancProcess
+    ingest: Ingest
+    console: ScannerConsole
+
+    def study(self, accession: str) -> ReceivedStudy:
+        with self.runtime.sessions() as session:
+            study = session.execute(
+                select(ReceivedStudy).where(ReceivedStudy.accession_number == accession)
+            ).scalar_one()
+            session.expunge(study)
+            return study
+
+    def drain(self, until: Callable[[], bool], timeout: float = 20) -> None:
+        """Run ingest passes until ``until()`` holds (Orthanc's stable event takes seconds)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            self.ingest.run_pass()
+            if until():
+                return
+            assert time.monotonic() < deadline, "ingest did not get there in time"
+            time.sleep(0.2)
+
+    def state(self, accession: str) -> str:
+        return self.study(accession).state

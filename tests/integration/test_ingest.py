@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import shutil
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from io import BytesIO
 from pathlib import Path
 
@@ -26,17 +24,14 @@ from mri_pipeline.db.models import (
     StepEvent,
 )
 from mri_pipeline.dicom.console_messages import MR_IMAGE_STORAGE
-from mri_pipeline.dicom.scanner import Peer, PlannedSeries, ScannerConsole, perform, restamp
-from mri_pipeline.dicom.server import DicomServerConfig, start_dicom_server
-from mri_pipeline.orthanc import OrthancProcess
-from mri_pipeline.runtime import Runtime, build_runtime
-from mri_pipeline.services.ingest import CURSOR_NAME, Ingest
+from mri_pipeline.dicom.scanner import PlannedSeries, perform, restamp
+from mri_pipeline.services.ingest import CURSOR_NAME
 from tests.conftest import ROOT, fixed_clock
 from tests.integration.orthanc_tools import (
     Patient,
+    Pipeline,
     mr_template,
     orthanc_get,
-    start_orthanc,
     storescu,
     write_mr_series,
 )
@@ -49,64 +44,6 @@ pytestmark = [
         reason="needs the Debian orthanc package and DCMTK",
     ),
 ]
-
-
-@dataclass
-class Pipeline:
-    runtime: Runtime
-    orthanc: OrthancProcess
-    ingest: Ingest
-    console: ScannerConsole
-
-    def study(self, accession: str) -> ReceivedStudy:
-        with self.runtime.sessions() as session:
-            study = session.execute(
-                select(ReceivedStudy).where(ReceivedStudy.accession_number == accession)
-            ).scalar_one()
-            session.expunge(study)
-            return study
-
-    def drain(self, until: Callable[[], bool], timeout: float = 20) -> None:
-        """Run ingest passes until ``until()`` holds (Orthanc's stable event takes seconds)."""
-        deadline = time.monotonic() + timeout
-        while True:
-            self.ingest.run_pass()
-            if until():
-                return
-            assert time.monotonic() < deadline, "ingest did not get there in time"
-            time.sleep(0.2)
-
-    def state(self, accession: str) -> str:
-        return self.study(accession).state
-
-
-@pytest.fixture
-def pipeline(settings: object, tmp_path: Path) -> Iterator[Pipeline]:
-    from mri_pipeline.config import Settings
-
-    assert isinstance(settings, Settings)
-    with start_orthanc(tmp_path, stable_age=2) as orthanc:
-        configured = settings.model_copy(
-            update={
-                "orthanc_http_port": orthanc.http_port,
-                "orthanc_dicom_port": orthanc.dicom_port,
-            }
-        )
-        runtime = build_runtime(configured, clock=fixed_clock)
-        config = DicomServerConfig("LSP_RIS", "127.0.0.1", configured.dicom_port, False, 16)
-        server = start_dicom_server(config, runtime.nodes, runtime.finder, runtime.mpps)
-        client = runtime.orthanc_client()
-        console = ScannerConsole(
-            "MRI1",
-            ris=Peer("127.0.0.1", configured.dicom_port, "LSP_RIS"),
-            pacs=Peer("127.0.0.1", orthanc.dicom_port, orthanc.ae_title),
-        )
-        try:
-            yield Pipeline(runtime, orthanc, runtime.ingest(client), console)
-        finally:
-            client.close()
-            server.shutdown()
-            runtime.close()
 
 
 def plan(*descriptions: str, images: int = 4) -> list[PlannedSeries]:

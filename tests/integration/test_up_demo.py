@@ -78,6 +78,16 @@ def simulate_examination(
     timeline = httpx.get(f"{api}/api/procedures/{accession}").json()
     assert [s["status"] for s in timeline["steps"]] == ["COMPLETED"]
 
+    # QC runs in `up` too: every series checked, and a verdict for the examination.
+    deadline = time.monotonic() + 30
+    while (qc := httpx.get(f"{api}/api/studies/{study['study_instance_uid']}/qc").json())[
+        "verdict"
+    ] is None:
+        assert time.monotonic() < deadline, f"no QC verdict: {qc}"
+        time.sleep(0.3)
+    assert qc["verdict"] in ("PASSED", "PASSED_WITH_WARNINGS", "FAILED")
+    assert all(s["outcome"] is not None for s in qc["series"])
+
 
 def test_up_demo_serves_api_and_worklist_and_stops_on_sigint(tmp_path: Path) -> None:
     api_port, dicom_port = free_port(), free_port()

@@ -14,6 +14,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     String,
     Text,
 )
@@ -223,6 +224,8 @@ class ReceivedStudy(Base):
     first_received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     last_received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     completed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    qc_verdict: Mapped[str | None] = mapped_column(String(24), index=True)
+    qc_summary: Mapped[str | None] = mapped_column(String(512))
 
     procedure: Mapped[RequestedProcedure | None] = relationship()
     series: Mapped[list[ReceivedSeries]] = relationship(
@@ -243,6 +246,9 @@ class ReceivedSeries(Base):
     protocol_name: Mapped[str | None] = mapped_column(String(64))
     instance_count: Mapped[int] = mapped_column(Integer, default=0)
     last_received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    qc_instance_count: Mapped[int | None] = mapped_column(Integer)  # checked at this count
+    qc_outcome: Mapped[str | None] = mapped_column(String(8))
+    thumbnail_png: Mapped[bytes | None] = mapped_column(LargeBinary)
 
     study: Mapped[ReceivedStudy] = relationship(back_populates="series")
 
@@ -257,3 +263,18 @@ class ReceivedInstance(Base):
     orthanc_id: Mapped[str] = mapped_column(String(64))
     instance_number: Mapped[int | None] = mapped_column(Integer)
     received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class QcResult(Base):
+    """One check of one series (or of the examination: a missing series), as last run."""
+
+    __tablename__ = "qc_results"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    study_pk: Mapped[int] = mapped_column(ForeignKey("received_studies.id"), index=True)
+    series_pk: Mapped[int | None] = mapped_column(ForeignKey("received_series.id"), index=True)
+    series_description: Mapped[str | None] = mapped_column(String(64))
+    check: Mapped[str] = mapped_column(String(32))
+    outcome: Mapped[str] = mapped_column(String(8))
+    message: Mapped[str] = mapped_column(String(512))
+    checked_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

@@ -308,7 +308,7 @@ class Ingest:
         )
         session.add(study)
         session.flush()
-        step = _latest_step(session, verdict.procedure_pk)
+        step = latest_step(session, verdict.procedure_pk)
         kind = {
             Reconciliation.MATCHED: "STUDY_RECEIVING",
             Reconciliation.MISMATCH: "STUDY_MISMATCH",
@@ -505,7 +505,7 @@ class Ingest:
             kind=kind,
             actor=ACTOR,
             at=at,
-            step=_latest_step(session, study.procedure_pk),
+            step=latest_step(session, study.procedure_pk),
             study_instance_uid=study.study_instance_uid,
             reason=_clip(reason, 256),
             details=details,
@@ -561,7 +561,7 @@ def _order_by(session: Session, column: Any, value: str | None) -> OrderFacts | 
     )
 
 
-def _latest_step(session: Session, procedure_pk: int | None) -> ScheduledStep | None:
+def latest_step(session: Session, procedure_pk: int | None) -> ScheduledStep | None:
     if procedure_pk is None:
         return None
     return session.execute(

@@ -31,6 +31,8 @@ def study_summary(study: ReceivedStudy) -> dict[str, Any]:
         "first_received_at": study.first_received_at,
         "last_received_at": study.last_received_at,
         "completed_at": study.completed_at,
+        "qc_verdict": study.qc_verdict,
+        "qc_summary": study.qc_summary,
         "orthanc_id": study.orthanc_id,
     }
 
@@ -44,16 +46,31 @@ def series_summary(series: ReceivedSeries) -> dict[str, Any]:
         "modality": series.modality,
         "instances": series.instance_count,
         "last_received_at": series.last_received_at,
+        "qc_outcome": series.qc_outcome,
     }
 
 
-def study_detail(session: Session, study_instance_uid: str) -> dict[str, Any]:
-    """One study: where it stands, its series and what happened to it."""
+def find_study(session: Session, study_instance_uid: str) -> ReceivedStudy:
     study = session.execute(
         select(ReceivedStudy).where(ReceivedStudy.study_instance_uid == study_instance_uid)
     ).scalar_one_or_none()
     if study is None:
         raise UnknownStudy(f"no study received with Study Instance UID {study_instance_uid}")
+    return study
+
+
+def thumbnail(session: Session, study_instance_uid: str, series_instance_uid: str) -> bytes:
+    """The mid-slice PNG QC made of a series."""
+    study = find_study(session, study_instance_uid)
+    for series in study.series:
+        if series.series_instance_uid == series_instance_uid and series.thumbnail_png:
+            return series.thumbnail_png
+    raise UnknownStudy(f"no thumbnail yet for series {series_instance_uid}")
+
+
+def study_detail(session: Session, study_instance_uid: str) -> dict[str, Any]:
+    """One study: where it stands, its series and what happened to it."""
+    study = find_study(session, study_instance_uid)
     events = session.execute(
         select(StepEvent)
         .where(StepEvent.study_instance_uid == study_instance_uid)

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Response
 
 from mri_pipeline.api.deps import SessionDep
 from mri_pipeline.domain.reconciliation import Reconciliation
 from mri_pipeline.services import studies
 from mri_pipeline.services.ingest import StudyState
+from mri_pipeline.services.qc import study_qc
 
 router = APIRouter(prefix="/api/studies", tags=["studies"])
 
@@ -36,3 +37,22 @@ def get_studies(
 def get_study(study_instance_uid: str, session: SessionDep) -> dict[str, Any]:
     """One study: reconciliation, completeness, series and events."""
     return studies.study_detail(session, study_instance_uid)
+
+
+@router.get("/{study_instance_uid}/qc")
+def get_study_qc(study_instance_uid: str, session: SessionDep) -> dict[str, Any]:
+    """QC of the study: every check of every series in words, and the verdict."""
+    return study_qc(session, studies.find_study(session, study_instance_uid))
+
+
+@router.get(
+    "/{study_instance_uid}/series/{series_instance_uid}/thumbnail.png",
+    response_class=Response,
+    responses={200: {"content": {"image/png": {}}}},
+)
+def get_thumbnail(
+    study_instance_uid: str, series_instance_uid: str, session: SessionDep
+) -> Response:
+    """The series' middle slice, for the screens."""
+    png = studies.thumbnail(session, study_instance_uid, series_instance_uid)
+    return Response(content=png, media_type="image/png")

@@ -1,0 +1,281 @@
+"""QC while the patient is still on the table.
+
+Each series of a matched study is checked against the scheduled protocol once its images
+stop arriving (``quiet_seconds`` without a new one) or as soon as the study is complete;
+a series that grows afterwards is checked again. When every series of a study that is
+ready for reading has been checked, the examination gets its verdict: passed, passed
+with warnings, or failed (a missing required series or a failed check).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import delete, or_, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from mri_pipeline.db.models import QcResult, ReceivedSeries, ReceivedStudy, RequestedProcedure
+from mri_pipeline.domain.protocols import Catalogue, Protocol
+from mri_pipeline.domain.qc import (
+    Check,
+    CheckResult,
+    Outcome,
+    check_series,
+    examination_verdict,
+    missing_series,
+)
+from mri_pipeline.domain.reconciliation import Reconciliation
+from mri_pipeline.imaging.qc_measures import measure, thumbnail_png
+from mri_pipeline.imaging.series_images import load_series_bytes
+from mri_pipeline.orthanc.client import OrthancClient, OrthancUnavailable
+from mri_pipeline.services.events import record_event
+from mri_pipeline.services.ingest import StudyState, latest_step
+
+log = logging.getLogger(__name__)
+
+Clock = Callable[[], datetime]
+ACTOR = "qc"
+_SEVERITY = {Outcome.PASS: 0, Outcome.WARN: 1, Outcome.FAIL: 2}
+
+
+def worst(results: list[CheckResult]) -> Outcome:
+    return max((r.outcome for r in results), key=_SEVERITY.__getitem__, default=Outcome.PASS)
+
+
+class QcWorker:
+    """Checks series and gives examinations their verdict; ``run_pass`` is one step."""
+
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        orthanc: OrthancClient,
+        catalogue: Catalogue,
+        *,
+        clock: Clock,
+        quiet_seconds: float = 3.0,
+    ) -> None:
+        self.sessions = sessions
+        self.orthanc = orthanc
+        self.catalogue = catalogue
+        self.clock = clock
+        self.quiet = timedelta(seconds=quiet_seconds)
+
+    def _protocol(self, code: str | None) -> Protocol | None:
+        if code is None or code not in self.catalogue.protocol_codes:
+            return None
+        return self.catalogue.protocol(code)
+
+    def due_series(self) -> list[int]:
+        """Series of matched studies not checked at their current image count, whose
+        images have stopped arriving or whose study is complete."""
+        with self.sessions() as session:
+            return list(
+                session.execute(
+                    select(ReceivedSeries.id)
+                    .join(ReceivedStudy, ReceivedStudy.id == ReceivedSeries.study_pk)
+                    .where(
+                        ReceivedStudy.reconciliation == Reconciliation.MATCHED.value,
+                        or_(
+                            ReceivedSeries.qc_instance_count.is_(None),
+                            ReceivedSeries.qc_instance_count != ReceivedSeries.instance_count,
+                        ),
+                        or_(
+                            ReceivedSeries.last_received_at <= self.clock() - self.quiet,
+                            ReceivedStudy.state != StudyState.RECEIVING.value,
+                        ),
+                    )
+                    .order_by(ReceivedSeries.id)
+                ).scalars()
+            )
+
+    def check(self, series_pk: int) -> Outcome | None:
+        """Fetch the series from Orthanc, measure it and store its results."""
+        with self.sessions() as session:
+            row = session.execute(
+                select(
+                    ReceivedSeries.orthanc_id,
+                    ReceivedSeries.instance_count,
+                    RequestedProcedure.protocol_code,
+                )
+                .join(ReceivedStudy, ReceivedStudy.id == ReceivedSeries.study_pk)
+                .join(RequestedProcedure, RequestedProcedure.id == ReceivedStudy.procedure_pk)
+                .where(ReceivedSeries.id == series_pk)
+            ).one_or_none()
+        if row is None:
+            return None
+        orthanc_id, counted, code = row
+        protocol = self._protocol(code)
+        if protocol is None:
+            return None
+        images = load_series_bytes(self.orthanc.series_files(orthanc_id))
+        results = check_series(measure(images), protocol, thresholds=protocol.qc_thresholds)
+        thumbnail = thumbnail_png(images)
+        outcome = worst(results)
+        now = self.clock()
+        with self.sessions.begin() as session:
+            series = session.execute(
+                select(ReceivedSeries).where(ReceivedSeries.id == series_pk).with_for_update()
+            ).scalar_one()
+            session.execute(delete(QcResult).where(QcResult.series_pk == series_pk))
+            session.add_all(
+                QcResult(
+                    study_pk=series.study_pk,
+                    series_pk=series_pk,
+                    series_description=series.series_description,
+                    check=result.check.value,
+                    outcome=result.outcome.value,
+                    message=result.message[:512],
+                    checked_at=now,
+                )
+                for result in results
+            )
+            description = series.series_description
+            series.qc_instance_count = counted
+            series.qc_outcome = outcome.value
+            series.thumbnail_png = thumbnail
+            problems = [r.message for r in results if r.outcome is not Outcome.PASS]
+            record_event(
+                session,
+                kind=f"QC_SERIES_{outcome.value}",
+                actor=ACTOR,
+                at=now,
+                step=latest_step(session, series.study.procedure_pk),
+                study_instance_uid=series.study.study_instance_uid,
+                reason="; ".join(problems)[:256] or None,
+                details={"series": series.series_description, "images": counted},
+            )
+        log.info(
+            "qc series=%s description=%s images=%s outcome=%s",
+            series_pk,
+            description,
+            counted,
+            outcome.value,
+        )
+        return outcome
+
+    def judge(self) -> list[str]:
+        """Verdicts for complete studies whose series are all checked; returns their UIDs."""
+        judged: list[str] = []
+        with self.sessions() as session:
+            candidates = list(
+                session.execute(
+                    select(ReceivedStudy.id).where(
+                        ReceivedStudy.state == StudyState.READY_FOR_READING.value,
+                        ReceivedStudy.qc_verdict.is_(None),
+                    )
+                ).scalars()
+            )
+        for study_pk in candidates:
+            with self.sessions.begin() as session:
+                study = session.get(ReceivedStudy, study_pk, with_for_update=True)
+                if study is None or study.qc_verdict is not None:
+                    continue
+                if any(s.qc_instance_count != s.instance_count for s in study.series):
+                    continue  # a series still waits for its check
+                self._verdict(session, study)
+                judged.append(study.study_instance_uid)
+        return judged
+
+    def _verdict(self, session: Session, study: ReceivedStudy) -> None:
+        protocol = self._protocol(study.procedure.protocol_code if study.procedure else None)
+        now = self.clock()
+        missing = (
+            missing_series(protocol, [s.series_description or "" for s in study.series])
+            if protocol is not None
+            else []
+        )
+        session.execute(
+            delete(QcResult).where(QcResult.study_pk == study.id, QcResult.series_pk.is_(None))
+        )
+        session.add_all(
+            QcResult(
+                study_pk=study.id,
+                series_pk=None,
+                series_description=result.series_description,
+                check=result.check.value,
+                outcome=result.outcome.value,
+                message=result.message[:512],
+                checked_at=now,
+            )
+            for result in missing
+        )
+        stored = session.execute(select(QcResult).where(QcResult.study_pk == study.id)).scalars()
+        results = [_as_result(row) for row in stored]  # the missing ones are flushed in
+        verdict = examination_verdict(results)
+        study.qc_verdict = verdict.outcome.value
+        study.qc_summary = verdict.summary[:512]
+        record_event(
+            session,
+            kind=f"QC_{verdict.outcome.value}",
+            actor=ACTOR,
+            at=now,
+            step=latest_step(session, study.procedure_pk),
+            study_instance_uid=study.study_instance_uid,
+            reason=verdict.summary[:256],
+        )
+        log.info("qc verdict study_uid=%s %s", study.study_instance_uid, verdict.outcome.value)
+
+    def run_pass(self) -> dict[str, Any]:
+        checked = [self.check(series_pk) for series_pk in self.due_series()]
+        return {"series": len(checked), "verdicts": self.judge()}
+
+    def run(self, stop: threading.Event, *, interval: float = 0.5) -> None:
+        while not stop.is_set():
+            try:
+                self.run_pass()
+            except OrthancUnavailable as error:
+                log.warning("qc waiting for Orthanc: %s", error)
+                stop.wait(5.0)
+                continue
+            except Exception:
+                log.exception("qc pass failed; retrying")
+                stop.wait(5.0)
+                continue
+            stop.wait(interval)
+
+
+def _as_result(row: QcResult) -> CheckResult:
+    return CheckResult(
+        series_description=row.series_description or "",
+        check=Check(row.check),
+        outcome=Outcome(row.outcome),
+        message=row.message,
+    )
+
+
+def study_qc(session: Session, study: ReceivedStudy) -> dict[str, Any]:
+    """What QC found in a study, series by series, and its verdict."""
+    rows = list(
+        session.execute(
+            select(QcResult).where(QcResult.study_pk == study.id).order_by(QcResult.id)
+        ).scalars()
+    )
+    return {
+        "study_instance_uid": study.study_instance_uid,
+        "verdict": study.qc_verdict,
+        "summary": study.qc_summary,
+        "series": [
+            {
+                "series_instance_uid": series.series_instance_uid,
+                "series_description": series.series_description,
+                "images": series.instance_count,
+                "checked_images": series.qc_instance_count,
+                "outcome": series.qc_outcome,
+                "results": [
+                    {"check": r.check, "outcome": r.outcome, "message": r.message}
+                    for r in rows
+                    if r.series_pk == series.id
+                ],
+            }
+            for series in study.series
+        ],
+        "examination": [
+            {"check": r.check, "outcome": r.outcome, "message": r.message}
+            for r in rows
+            if r.series_pk is None
+        ],
+    }

@@ -1,0 +1,93 @@
+"""QC of simulated examinations: series checked as they arrive, a verdict per examination."""
+
+from __future__ import annotations
+
+from fastapi.testclient import TestClient
+
+from mri_pipeline.api.app import create_app
+from mri_pipeline.dicom.exam_card import exam_card
+from mri_pipeline.dicom.scanner import PlannedSeries, perform
+from mri_pipeline.imaging.sample_studies import load_manifest
+from mri_pipeline.services.qc import QcWorker
+from tests.conftest import ROOT, fixed_clock
+from tests.integration.orthanc_tools import Pipeline
+from tests.integration.test_ingest import item_for
+from tests.integration.test_mwl_scp import book
+
+SAMPLES = ROOT / "sample_studies"
+
+
+def sample_series(case: str) -> dict[str, list]:  # type: ignore[type-arg]
+    manifest = load_manifest(SAMPLES).case(case)
+    return {series.description: series.paths(SAMPLES) for series in manifest.series}
+
+
+def examine(pipeline: Pipeline, patient_id: str, *, drop_ax_slice: int | None = None) -> str:
+    """Book a screening examination (LSP-SCREEN), perform it with the normal sample images."""
+    accession = book(pipeline.runtime, patient_id, "Qc^Patient", "MRI1", indication="screening")
+    item = item_for(pipeline, accession)
+    normal = sample_series("normal")
+    plan = exam_card(pipeline.runtime.catalogue.protocol("LSP-SCREEN"), normal, normal)
+    if drop_ax_slice is not None:
+        plan = [
+            PlannedSeries(
+                s.description,
+                [t for n, t in enumerate(s.templates, 1) if n != drop_ax_slice]
+                if s.description == "AX T2 TSE"
+                else s.templates,
+            )
+            for s in plan
+        ]
+    perform(pipeline.console, item, plan, clock=fixed_clock)
+    pipeline.drain(lambda: pipeline.state(accession) == "ready_for_reading")
+    return str(item.StudyInstanceUID)
+
+
+def qc_until_verdict(pipeline: Pipeline) -> None:
+    worker = QcWorker(
+        pipeline.runtime.sessions,
+        pipeline.ingest.orthanc,
+        pipeline.runtime.catalogue,
+        clock=fixed_clock,
+    )
+    for _ in range(3):
+        if worker.run_pass()["verdicts"]:
+            return
+    raise AssertionError("no QC verdict")
+
+
+def test_clean_examination_passes_qc_with_a_thumbnail_per_series(pipeline: Pipeline) -> None:
+    study_uid = examine(pipeline, "QC1")
+    qc_until_verdict(pipeline)
+    with TestClient(create_app(pipeline.runtime)) as api:
+        qc = api.get(f"/api/studies/{study_uid}/qc").json()
+        assert qc["verdict"] == "PASSED", qc
+        assert [s["series_description"] for s in qc["series"]] == [
+            "LOC 3PL",
+            "SAG T1 TSE",
+            "SAG T2 TSE",
+            "SAG STIR",
+            "AX T2 TSE",
+        ]
+        assert all(s["outcome"] == "PASS" for s in qc["series"])
+        series_uid = qc["series"][1]["series_instance_uid"]
+        png = api.get(f"/api/studies/{study_uid}/series/{series_uid}/thumbnail.png")
+        assert png.status_code == 200
+        assert png.headers["content-type"] == "image/png"
+        assert png.content.startswith(b"\x89PNG\r\n\x1a\n")
+        assert api.get(f"/api/studies/{study_uid}/series/1.2.3/thumbnail.png").status_code == 404
+
+
+def test_a_missing_axial_slice_fails_the_examination_in_words(pipeline: Pipeline) -> None:
+    study_uid = examine(pipeline, "QC2", drop_ax_slice=7)
+    qc_until_verdict(pipeline)
+    with TestClient(create_app(pipeline.runtime)) as api:
+        qc = api.get(f"/api/studies/{study_uid}/qc").json()
+    assert qc["verdict"] == "FAILED"
+    [axial] = [s for s in qc["series"] if s["series_description"] == "AX T2 TSE"]
+    assert axial["outcome"] == "FAIL"
+    messages = [r["message"] for r in axial["results"] if r["outcome"] == "FAIL"]
+    assert "AX T2 TSE: slice 7 of 20 missing (gap 8 mm)." in messages, messages
+    assert "AX T2 TSE" in qc["summary"]
+    others = [s for s in qc["series"] if s["series_description"] != "AX T2 TSE"]
+    assert all(s["outcome"] == "PASS" for s in others)
