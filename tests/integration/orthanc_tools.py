@@ -14,7 +14,7 @@ from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian, MRImageStorage, generate_uid
 from sqlalchemy import select
 
-from mri_pipeline.db.models import ReceivedStudy
+from mri_pipeline.db.models import ReceivedSeries, ReceivedStudy
 from mri_pipeline.dicom.scanner import ScannerConsole
 from mri_pipeline.domain.nodes import NodeTable, parse_node_table
 from mri_pipeline.orthanc import OrthancProcess
@@ -193,3 +193,13 @@ class Pipeline:
 
     def state(self, accession: str) -> str:
         return self.study(accession).state
+
+    def study_series(self, study_instance_uid: str) -> list[str]:
+        with self.runtime.sessions() as session:
+            return list(
+                session.execute(
+                    select(ReceivedSeries.series_instance_uid)
+                    .join(ReceivedStudy, ReceivedStudy.id == ReceivedSeries.study_pk)
+                    .where(ReceivedStudy.study_instance_uid == study_instance_uid)
+                ).scalars()
+            )

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from fastapi.testclient import TestClient
+from pydicom.dataset import Dataset
 
 from mri_pipeline.api.app import create_app
 from mri_pipeline.dicom.exam_card import exam_card
-from mri_pipeline.dicom.scanner import PlannedSeries, perform
+from mri_pipeline.dicom.scanner import PlannedSeries, perform, restamp
 from mri_pipeline.imaging.sample_studies import load_manifest
-from mri_pipeline.services.qc import QcWorker
+from mri_pipeline.services.qc import QcWorker, ready_for_routing
 from tests.conftest import ROOT, fixed_clock
 from tests.integration.orthanc_tools import Pipeline
 from tests.integration.test_ingest import item_for
@@ -22,7 +23,7 @@ def sample_series(case: str) -> dict[str, list]:  # type: ignore[type-arg]
     return {series.description: series.paths(SAMPLES) for series in manifest.series}
 
 
-def examine(pipeline: Pipeline, patient_id: str, *, drop_ax_slice: int | None = None) -> str:
+def examine(pipeline: Pipeline, patient_id: str, *, drop_ax_slice: int | None = None) -> Dataset:
     """Book a screening examination (LSP-SCREEN), perform it with the normal sample images."""
     accession = book(pipeline.runtime, patient_id, "Qc^Patient", "MRI1", indication="screening")
     item = item_for(pipeline, accession)
@@ -40,7 +41,7 @@ def examine(pipeline: Pipeline, patient_id: str, *, drop_ax_slice: int | None = 
         ]
     perform(pipeline.console, item, plan, clock=fixed_clock)
     pipeline.drain(lambda: pipeline.state(accession) == "ready_for_reading")
-    return str(item.StudyInstanceUID)
+    return item
 
 
 def qc_until_verdict(pipeline: Pipeline) -> None:
@@ -57,7 +58,7 @@ def qc_until_verdict(pipeline: Pipeline) -> None:
 
 
 def test_clean_examination_passes_qc_with_a_thumbnail_per_series(pipeline: Pipeline) -> None:
-    study_uid = examine(pipeline, "QC1")
+    study_uid = str(examine(pipeline, "QC1").StudyInstanceUID)
     qc_until_verdict(pipeline)
     with TestClient(create_app(pipeline.runtime)) as api:
         qc = api.get(f"/api/studies/{study_uid}/qc").json()
@@ -79,7 +80,7 @@ def test_clean_examination_passes_qc_with_a_thumbnail_per_series(pipeline: Pipel
 
 
 def test_a_missing_axial_slice_fails_the_examination_in_words(pipeline: Pipeline) -> None:
-    study_uid = examine(pipeline, "QC2", drop_ax_slice=7)
+    study_uid = str(examine(pipeline, "QC2", drop_ax_slice=7).StudyInstanceUID)
     qc_until_verdict(pipeline)
     with TestClient(create_app(pipeline.runtime)) as api:
         qc = api.get(f"/api/studies/{study_uid}/qc").json()
@@ -91,3 +92,54 @@ def test_a_missing_axial_slice_fails_the_examination_in_words(pipeline: Pipeline
     assert "AX T2 TSE" in qc["summary"]
     others = [s for s in qc["series"] if s["series_description"] != "AX T2 TSE"]
     assert all(s["outcome"] == "PASS" for s in others)
+
+
+def routable(pipeline: Pipeline) -> list[str]:
+    with pipeline.runtime.sessions() as session:
+        return [s.study_instance_uid for s in ready_for_routing(session)]
+
+
+def test_a_failed_examination_is_held_until_a_radiographer_accepts_it(pipeline: Pipeline) -> None:
+    study_uid = str(examine(pipeline, "QC3", drop_ax_slice=7).StudyInstanceUID)
+    qc_until_verdict(pipeline)
+    assert routable(pipeline) == []
+    with TestClient(create_app(pipeline.runtime)) as api:
+        accepted = api.post(
+            f"/api/studies/{study_uid}/qc/accept",
+            json={"by": "rad.jones", "reason": "gap outside the levels of interest"},
+        )
+        assert accepted.status_code == 200, accepted.text
+        assert accepted.json()["verdict"] == "ACCEPTED"
+        again = api.post(f"/api/studies/{study_uid}/qc/accept", json={"reason": "twice"})
+        assert again.status_code == 409
+        assert "not FAILED" in again.json()["detail"]
+        assert api.post(f"/api/studies/{study_uid}/qc/accept", json={}).status_code == 422
+        kinds = [e["kind"] for e in api.get(f"/api/studies/{study_uid}").json()["events"]]
+    assert kinds[-2:] == ["QC_FAILED", "QC_ACCEPTED"]
+    assert routable(pipeline) == [study_uid]
+
+
+def test_a_repeated_series_replaces_the_failed_one(pipeline: Pipeline) -> None:
+    item = examine(pipeline, "QC4", drop_ax_slice=7)
+    study_uid = str(item.StudyInstanceUID)
+    qc_until_verdict(pipeline)
+    repeat = [
+        s
+        for s in exam_card(
+            pipeline.runtime.catalogue.protocol("LSP-SCREEN"),
+            sample_series("normal"),
+            sample_series("normal"),
+        )
+        if s.description == "AX T2 TSE"
+    ]
+    [(_, images)] = restamp(repeat, item, station="MRI1", now=fixed_clock())
+    assert len(pipeline.console.store(images).stored) == 20
+    pipeline.drain(lambda: len(pipeline.study_series(study_uid)) == 6)
+    qc_until_verdict(pipeline)
+
+    with TestClient(create_app(pipeline.runtime)) as api:
+        qc = api.get(f"/api/studies/{study_uid}/qc").json()
+    assert qc["verdict"] == "PASSED", qc["summary"]
+    axials = [s for s in qc["series"] if s["series_description"] == "AX T2 TSE"]
+    assert sorted((s["outcome"], s["counts"]) for s in axials) == [("FAIL", False), ("PASS", True)]
+    assert routable(pipeline) == [study_uid]

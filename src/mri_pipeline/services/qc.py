@@ -11,18 +11,20 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, or_, select
+from sqlalchemy import and_, delete, or_, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from mri_pipeline.db.models import QcResult, ReceivedSeries, ReceivedStudy, RequestedProcedure
+from mri_pipeline.domain.errors import DomainError
 from mri_pipeline.domain.protocols import Catalogue, Protocol
 from mri_pipeline.domain.qc import (
     Check,
     CheckResult,
+    ExamOutcome,
     Outcome,
     check_series,
     examination_verdict,
@@ -40,6 +42,12 @@ log = logging.getLogger(__name__)
 Clock = Callable[[], datetime]
 ACTOR = "qc"
 _SEVERITY = {Outcome.PASS: 0, Outcome.WARN: 1, Outcome.FAIL: 2}
+ACCEPTED = "ACCEPTED"  # a failed examination a radiographer let through
+ROUTABLE = (
+    ExamOutcome.PASSED.value,
+    ExamOutcome.PASSED_WITH_WARNINGS.value,
+    ACCEPTED,
+)
 
 
 def worst(results: list[CheckResult]) -> Outcome:
@@ -85,7 +93,11 @@ class QcWorker:
                         ),
                         or_(
                             ReceivedSeries.last_received_at <= self.clock() - self.quiet,
-                            ReceivedStudy.state != StudyState.RECEIVING.value,
+                            # complete with this series in it: no need to wait
+                            and_(
+                                ReceivedStudy.state != StudyState.RECEIVING.value,
+                                ReceivedSeries.last_received_at <= ReceivedStudy.completed_at,
+                            ),
                         ),
                     )
                     .order_by(ReceivedSeries.id)
@@ -134,6 +146,8 @@ class QcWorker:
                 for result in results
             )
             description = series.series_description
+            if series.study.qc_verdict is not None:
+                series.study.qc_verdict = None  # a repeat or late images: judge again
             series.qc_instance_count = counted
             series.qc_outcome = outcome.value
             series.thumbnail_png = thumbnail
@@ -203,8 +217,11 @@ class QcWorker:
             )
             for result in missing
         )
+        counted = {s.id for s in current_series(study.series)}
         stored = session.execute(select(QcResult).where(QcResult.study_pk == study.id)).scalars()
-        results = [_as_result(row) for row in stored]  # the missing ones are flushed in
+        results = [  # the missing ones are flushed in; superseded series do not count
+            _as_result(row) for row in stored if row.series_pk is None or row.series_pk in counted
+        ]
         verdict = examination_verdict(results)
         study.qc_verdict = verdict.outcome.value
         study.qc_summary = verdict.summary[:512]
@@ -238,6 +255,55 @@ class QcWorker:
             stop.wait(interval)
 
 
+def current_series(series: Iterable[ReceivedSeries]) -> list[ReceivedSeries]:
+    """The series that count: for each description, the last one acquired. A repeat
+    replaces the series it repeats (a radiographer re-runs a failed sequence)."""
+    latest: dict[str, ReceivedSeries] = {}
+    for one in sorted(series, key=lambda s: s.id):  # rows are made in order of arrival
+        latest[(one.series_description or "").strip().upper() or f"#{one.id}"] = one
+    return sorted(latest.values(), key=lambda s: (s.series_number or 0, s.id))
+
+
+class QcNotFailed(DomainError):
+    """Only a failed examination needs accepting."""
+
+
+def accept(session: Session, study: ReceivedStudy, *, by: str, reason: str, at: datetime) -> None:
+    """A radiographer accepts a failed examination: it may go to reporting as it is."""
+    if study.qc_verdict != ExamOutcome.FAILED.value:
+        raise QcNotFailed(
+            f"QC verdict of study {study.study_instance_uid} is {study.qc_verdict or 'pending'}, "
+            "not FAILED: nothing to accept"
+        )
+    study.qc_verdict = ACCEPTED
+    record_event(
+        session,
+        kind="QC_ACCEPTED",
+        actor=by,
+        at=at,
+        step=latest_step(session, study.procedure_pk),
+        study_instance_uid=study.study_instance_uid,
+        reason=reason[:256],
+        details={"summary": study.qc_summary},
+    )
+    log.info("qc failure accepted study_uid=%s by=%s", study.study_instance_uid, by)
+
+
+def ready_for_routing(session: Session) -> list[ReceivedStudy]:
+    """Complete studies QC lets through: passed, passed with warnings, or accepted.
+    A failed examination is held until a radiographer accepts it or a repeat passes."""
+    return list(
+        session.execute(
+            select(ReceivedStudy)
+            .where(
+                ReceivedStudy.state == StudyState.READY_FOR_READING.value,
+                ReceivedStudy.qc_verdict.in_(ROUTABLE),
+            )
+            .order_by(ReceivedStudy.completed_at, ReceivedStudy.id)
+        ).scalars()
+    )
+
+
 def _as_result(row: QcResult) -> CheckResult:
     return CheckResult(
         series_description=row.series_description or "",
@@ -254,6 +320,7 @@ def study_qc(session: Session, study: ReceivedStudy) -> dict[str, Any]:
             select(QcResult).where(QcResult.study_pk == study.id).order_by(QcResult.id)
         ).scalars()
     )
+    counted = {s.id for s in current_series(study.series)}
     return {
         "study_instance_uid": study.study_instance_uid,
         "verdict": study.qc_verdict,
@@ -265,6 +332,7 @@ def study_qc(session: Session, study: ReceivedStudy) -> dict[str, Any]:
                 "images": series.instance_count,
                 "checked_images": series.qc_instance_count,
                 "outcome": series.qc_outcome,
+                "counts": series.id in counted,
                 "results": [
                     {"check": r.check, "outcome": r.outcome, "message": r.message}
                     for r in rows

@@ -5,12 +5,13 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Response
+from pydantic import BaseModel, ConfigDict, Field
 
-from mri_pipeline.api.deps import SessionDep
+from mri_pipeline.api.deps import RuntimeDep, SessionDep
 from mri_pipeline.domain.reconciliation import Reconciliation
 from mri_pipeline.services import studies
 from mri_pipeline.services.ingest import StudyState
-from mri_pipeline.services.qc import study_qc
+from mri_pipeline.services.qc import accept, study_qc
 
 router = APIRouter(prefix="/api/studies", tags=["studies"])
 
@@ -56,3 +57,21 @@ def get_thumbnail(
     """The series' middle slice, for the screens."""
     png = studies.thumbnail(session, study_instance_uid, series_instance_uid)
     return Response(content=png, media_type="image/png")
+
+
+class AcceptIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    by: str = Field(default="radiographer", min_length=1, max_length=64)
+    reason: str = Field(min_length=1, max_length=256)
+
+
+@router.post("/{study_instance_uid}/qc/accept")
+def post_accept_qc(
+    study_instance_uid: str, body: AcceptIn, session: SessionDep, runtime: RuntimeDep
+) -> dict[str, Any]:
+    """Let a failed examination go to reporting as it is (409 unless QC failed it)."""
+    with session.begin():
+        study = studies.find_study(session, study_instance_uid)
+        accept(session, study, by=body.by, reason=body.reason, at=runtime.clock())
+    return study_qc(session, studies.find_study(session, study_instance_uid))
