@@ -133,18 +133,7 @@ class QcWorker:
                 select(ReceivedSeries).where(ReceivedSeries.id == series_pk).with_for_update()
             ).scalar_one()
             session.execute(delete(QcResult).where(QcResult.series_pk == series_pk))
-            session.add_all(
-                QcResult(
-                    study_pk=series.study_pk,
-                    series_pk=series_pk,
-                    series_description=series.series_description,
-                    check=result.check.value,
-                    outcome=result.outcome.value,
-                    message=result.message[:512],
-                    checked_at=now,
-                )
-                for result in results
-            )
+            session.add_all(_rows(results, series.study_pk, series_pk, now))
             description = series.series_description
             if series.study.qc_verdict is not None:
                 series.study.qc_verdict = None  # a repeat or late images: judge again
@@ -205,18 +194,7 @@ class QcWorker:
         session.execute(
             delete(QcResult).where(QcResult.study_pk == study.id, QcResult.series_pk.is_(None))
         )
-        session.add_all(
-            QcResult(
-                study_pk=study.id,
-                series_pk=None,
-                series_description=result.series_description,
-                check=result.check.value,
-                outcome=result.outcome.value,
-                message=result.message[:512],
-                checked_at=now,
-            )
-            for result in missing
-        )
+        session.add_all(_rows(missing, study.id, None, now))
         counted = {s.id for s in current_series(study.series)}
         stored = session.execute(select(QcResult).where(QcResult.study_pk == study.id)).scalars()
         results = [  # the missing ones are flushed in; superseded series do not count
@@ -302,6 +280,23 @@ def ready_for_routing(session: Session) -> list[ReceivedStudy]:
             .order_by(ReceivedStudy.completed_at, ReceivedStudy.id)
         ).scalars()
     )
+
+
+def _rows(
+    results: Iterable[CheckResult], study_pk: int, series_pk: int | None, at: datetime
+) -> list[QcResult]:
+    return [
+        QcResult(
+            study_pk=study_pk,
+            series_pk=series_pk,
+            series_description=result.series_description[:64],
+            check=result.check.value,
+            outcome=result.outcome.value,
+            message=result.message[:512],
+            checked_at=at,
+        )
+        for result in results
+    ]
 
 
 def _as_result(row: QcResult) -> CheckResult:
