@@ -21,6 +21,7 @@ bench: setup
 	$(BIN)/python bench/mwl_query.py
 	$(BIN)/python bench/mpps.py
 	$(BIN)/python bench/ingest.py
+	$(BIN)/python bench/qc.py
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

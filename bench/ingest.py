@@ -51,14 +51,12 @@ import math
 import os
 import pstats
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -72,10 +70,9 @@ import httpx
 import numpy as np
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian, MRImageStorage, generate_uid
-from sqlalchemy import create_engine, func, select, text
-from sqlalchemy.engine import make_url
-from sqlalchemy.pool import NullPool
+from sqlalchemy import func, select
 
+from common import HOST, free_port, fresh_database
 from mri_pipeline.config import Settings
 from mri_pipeline.db.models import ReceivedInstance, ReceivedStudy
 from mri_pipeline.dicom.scanner import Peer, PlannedSeries, ScannerConsole, perform
@@ -89,7 +86,6 @@ from mri_pipeline.services.ingest import Ingest, PassReport, StudyState
 from mri_pipeline.services.orders import OrderRequest, PatientIn, create_order
 
 ROOT = Path(__file__).resolve().parents[1]
-HOST = "127.0.0.1"
 STATION = "MRI1"  # a scanner of dicom_nodes/nodes.yaml: Orthanc accepts its C-STOREs
 MATRIX = 256
 SERIES_PER_STUDY = 4
@@ -115,40 +111,11 @@ class BenchError(RuntimeError):
 # ---------------------------------------------------------------- set-up
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind((HOST, 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-@contextmanager
-def database(url: str | None, tmp: Path) -> Iterator[str]:
-    """A fresh database: a SQLite file in ``tmp``, or a new schema dropped afterwards."""
-    if not url:
-        yield f"sqlite:///{tmp / 'bench.db'}"
-        return
-    if not url.startswith("postgresql"):
-        yield url
-        return
-    schema = f"bench_ingest_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(url, isolation_level="AUTOCOMMIT", poolclass=NullPool)
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE SCHEMA "{schema}"'))
-    try:
-        scoped = make_url(url).update_query_dict({"options": f"-csearch_path={schema}"})
-        yield scoped.render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
-
-
 @contextmanager
 def pipeline_runtime(args: argparse.Namespace, var_dir: Path) -> Iterator[Runtime]:
     """Settings and runtime of one pipeline on a fresh database (nothing started yet)."""
     var_dir.mkdir(parents=True, exist_ok=True)
-    with database(args.database_url, var_dir) as url:
+    with fresh_database(args.database_url, var_dir) as url:
         overrides: dict[str, Any] = {}
         if args.poll_interval is not None:
             overrides["ingest_poll_interval"] = args.poll_interval

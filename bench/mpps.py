@@ -43,8 +43,7 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from datetime import time as dtime
@@ -56,10 +55,8 @@ import uvicorn
 from pydicom.dataset import Dataset
 from pydicom.uid import generate_uid
 from pynetdicom import AE, evt
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
-from sqlalchemy.pool import NullPool
 
+from common import HOST, free_port, fresh_database
 from mri_pipeline.api.app import create_app
 from mri_pipeline.config import Settings
 from mri_pipeline.dicom.console_messages import (
@@ -74,7 +71,6 @@ from mri_pipeline.services.orders import OrderRequest, PatientIn, create_order
 
 ROOT = Path(__file__).resolve().parents[1]
 CALLED_AE = "LSP_RIS"
-HOST = "127.0.0.1"
 STATIONS = ["MRI1", "MRI2"]
 FIRST_SLOT = dtime(7, 0)
 SLOT_MINUTES = 30  # the radiculopathy protocol (LSP-RAD)
@@ -89,35 +85,6 @@ PROTOCOL_NAMES = ["SAG T1 TSE", "SAG T2 TSE", "AX T2 TSE"]
 
 
 # ---------------------------------------------------------------- set-up
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind((HOST, 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-@contextmanager
-def database(url: str | None, tmp: Path) -> Iterator[str]:
-    """A fresh database: a SQLite file in ``tmp``, or a new schema dropped afterwards."""
-    if not url:
-        yield f"sqlite:///{tmp / 'bench.db'}"
-        return
-    if not url.startswith("postgresql"):
-        yield url
-        return
-    schema = f"bench_mpps_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(url, isolation_level="AUTOCOMMIT", poolclass=NullPool)
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE SCHEMA "{schema}"'))
-    try:
-        scoped = make_url(url).update_query_dict({"options": f"-csearch_path={schema}"})
-        yield scoped.render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
 
 
 class ApiServer:
@@ -550,7 +517,7 @@ def main(argv: list[str] | None = None) -> int:
     failures: list[str] = []
     with (
         tempfile.TemporaryDirectory(prefix="mpps_bench_") as tmp,
-        database(args.database_url, Path(tmp)) as url,
+        fresh_database(args.database_url, Path(tmp)) as url,
     ):
         settings = Settings(
             database_url=url,

@@ -49,6 +49,7 @@ from pynetdicom import AE, evt
 from pynetdicom.sop_class import ModalityWorklistInformationFind, Verification
 from sqlalchemy.orm import Session, sessionmaker
 
+from common import free_port
 from mri_pipeline.db.engine import make_engine, make_session_factory
 from mri_pipeline.db.migrate import upgrade
 from mri_pipeline.db.models import Base
@@ -271,13 +272,6 @@ def export_files(sessions: sessionmaker[Session], directory: Path) -> tuple[int,
 
 
 # ---------------------------------------------------------------- servers
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 class TimedFinder(WorklistFinder):

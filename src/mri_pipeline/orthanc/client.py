@@ -161,7 +161,11 @@ class OrthancClient:
             raise OrthancUnavailable("Orthanc's series description has no instance list")
         files: list[bytes] = []
         for instance_id in answer["Instances"]:
-            content = self._call("get_instances_id_file", str(instance_id))
+            # Orthanc gzips what it sends when asked, and httpx asks: 10 ms a file instead
+            # of 0.5 ms on the same machine. DICOM pixel data hardly compresses anyway.
+            content = self._call(
+                "get_instances_id_file", str(instance_id), headers={"Accept-Encoding": "identity"}
+            )
             if not isinstance(content, bytes):
                 raise OrthancUnavailable(f"Orthanc sent no file for instance {instance_id}")
             files.append(content)
