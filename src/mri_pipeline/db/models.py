@@ -278,3 +278,22 @@ class QcResult(Base):
     outcome: Mapped[str] = mapped_column(String(8))
     message: Mapped[str] = mapped_column(String(512))
     checked_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class Assignment(Base):
+    """Who reports a study, and why: one open assignment per study."""
+
+    __tablename__ = "assignments"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    study_pk: Mapped[int] = mapped_column(ForeignKey("received_studies.id"), unique=True)
+    radiologist_key: Mapped[str | None] = mapped_column(String(32), index=True)
+    state: Mapped[str] = mapped_column(String(16), index=True)
+    reason: Mapped[str] = mapped_column(String(512))
+    priority: Mapped[str] = mapped_column(String(16))
+    units: Mapped[float] = mapped_column(Float)
+    deadline: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    escalate_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    assigned_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+    study: Mapped[ReceivedStudy] = relationship()
