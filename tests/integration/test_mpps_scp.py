@@ -26,7 +26,7 @@ from mri_pipeline.dicom.console_messages import (
 from mri_pipeline.dicom.mpps import MppsHandlers
 from mri_pipeline.dicom.server import DicomServerConfig, start_dicom_server
 from mri_pipeline.runtime import Runtime
-from tests.conftest import fixed_clock
+from tests.conftest import fixed_clock, free_port
 from tests.integration.dbtools import restart_postgresql
 from tests.integration.test_mwl_scp import book
 
@@ -224,10 +224,11 @@ def test_attributes_not_created_are_accepted_with_a_warning_unless_strict(
     assert "ignored" in caplog.text
 
     strict = MppsHandlers(runtime.sessions, fixed_clock, strict=True)
-    config = DicomServerConfig("LSP_RIS", "127.0.0.1", server + 1, False, 4)
+    strict_port = free_port()  # not server + 1: that port may belong to anyone
+    config = DicomServerConfig("LSP_RIS", "127.0.0.1", strict_port, False, 4)
     strict_server = start_dicom_server(config, runtime.nodes, runtime.finder, strict)
     try:
-        strict_console = Console(server + 1)
+        strict_console = Console(strict_port)
         uid2 = generate_uid()
         item = item_for(strict_console, book(runtime, "PID2", "C^D", "MRI1"))
         strict_console.n_create(uid2, in_progress(item))
