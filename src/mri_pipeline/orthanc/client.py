@@ -16,7 +16,6 @@ from pyorthanc import Orthanc
 # Orthanc's change types (OrthancServer/Sources/ServerEnumerations) that ingest follows.
 NEW_INSTANCE = "NewInstance"
 STABLE_STUDY = "StableStudy"
-DELETED = "Deleted"
 
 
 class OrthancUnavailable(RuntimeError):
@@ -105,12 +104,6 @@ class OrthancClient:
         except httpx.TransportError as error:
             raise OrthancUnavailable(f"Orthanc at {self.url} unreachable: {error}") from error
 
-    def system(self) -> dict[str, Any]:
-        answer = self._call("get_system")
-        if not isinstance(answer, dict):
-            raise OrthancUnavailable("Orthanc's /system is not a JSON object")
-        return answer
-
     def changes(self, since: int, limit: int) -> ChangesPage:
         answer = self._call("get_changes", params={"since": since, "limit": limit})
         if not isinstance(answer, dict) or not isinstance(answer.get("Changes"), list):
@@ -125,12 +118,6 @@ class OrthancClient:
             for item in answer["Changes"]
         ]
         return ChangesPage(changes, last=int(answer["Last"]), done=bool(answer["Done"]))
-
-    def last_change(self) -> int:
-        answer = self._call("get_changes", params={"last": ""})
-        if not isinstance(answer, dict):
-            raise OrthancUnavailable("Orthanc's /changes?last is not a JSON object")
-        return int(answer["Last"])
 
     def describe(self, orthanc_ids: Sequence[str], level: str | None = None) -> list[Resource]:
         """Describe many resources in one call (``/tools/bulk-content``, Orthanc ≥ 1.9.4).
@@ -147,12 +134,6 @@ class OrthancClient:
         if not isinstance(answer, list):
             raise OrthancUnavailable("Orthanc's /tools/bulk-content is not a list")
         return [_resource(item) for item in answer]
-
-    def study_instance_count(self, orthanc_study_id: str) -> int:
-        answer = self._call("get_studies_id_statistics", orthanc_study_id)
-        if not isinstance(answer, dict):
-            raise OrthancUnavailable("Orthanc's study statistics are not a JSON object")
-        return int(answer["CountInstances"])
 
     def series_files(self, orthanc_series_id: str) -> list[bytes]:
         """The DICOM files of every instance of a series, as Orthanc stored them."""

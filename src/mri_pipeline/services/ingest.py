@@ -633,12 +633,3 @@ def study_counts(session: Session) -> dict[str, int]:
         for value, count in session.execute(select(column, func.count()).group_by(column)).all():
             counts[str(value)] = int(count)
     return counts
-
-
-def unmatched_studies(session: Session) -> Iterable[ReceivedStudy]:
-    """Studies a person must look at: no order, or an order they disagree with."""
-    return session.execute(
-        select(ReceivedStudy)
-        .where(ReceivedStudy.reconciliation != Reconciliation.MATCHED.value)
-        .order_by(ReceivedStudy.first_received_at)
-    ).scalars()
