@@ -155,8 +155,7 @@ def file_bytes(ds: Dataset) -> bytes:
 
 def sample_paths(case: str) -> dict[str, list[Path]]:
     """Series description -> the sample files of ``case``, in instance order."""
-    manifest = load_manifest(SAMPLES).case(case)
-    return {series.description: series.paths(SAMPLES) for series in manifest.series}
+    return load_manifest(SAMPLES).case(case).paths_by_description(SAMPLES)
 
 
 def _ds(value: float) -> str:

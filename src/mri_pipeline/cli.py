@@ -318,13 +318,6 @@ def samples_generate(
     )
 
 
-def _sample_series(sample_dir: Path, case: str) -> dict[str, list[Path]]:
-    from mri_pipeline.imaging.sample_studies import load_manifest
-
-    sample = load_manifest(sample_dir).case(case)
-    return {series.description: series.paths(sample_dir) for series in sample.series}
-
-
 @scanner_app.command("simulate")
 def scanner_simulate(
     station: Annotated[str, typer.Option("--station", help="The console's AE title")] = "MRI1",
@@ -357,6 +350,7 @@ def scanner_simulate(
         waiting,
     )
     from mri_pipeline.domain.mpps import DISCONTINUATION_REASONS
+    from mri_pipeline.imaging.sample_studies import load_manifest
     from mri_pipeline.orthanc import configured_ae_title
     from mri_pipeline.services.reference import load_catalogue, load_node_table
 
@@ -398,10 +392,11 @@ def scanner_simulate(
             raise typer.Exit(1)
         chosen_case = case or CASE_BY_PROTOCOL.get(code, DEFAULT_CASE)
         try:
+            manifest = load_manifest(samples)
             plan = exam_card(
                 catalogue.protocol(code),
-                _sample_series(samples, chosen_case),
-                _sample_series(samples, DEFAULT_CASE),
+                manifest.case(chosen_case).paths_by_description(samples),
+                manifest.case(DEFAULT_CASE).paths_by_description(samples),
                 include_optional=optional,
             )
         except (OSError, KeyError, ValueError) as exc:

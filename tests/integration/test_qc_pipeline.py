@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from fastapi.testclient import TestClient
 from pydicom.dataset import Dataset
 
@@ -18,9 +20,8 @@ from tests.integration.test_mwl_scp import book
 SAMPLES = ROOT / "sample_studies"
 
 
-def sample_series(case: str) -> dict[str, list]:  # type: ignore[type-arg]
-    manifest = load_manifest(SAMPLES).case(case)
-    return {series.description: series.paths(SAMPLES) for series in manifest.series}
+def sample_series(case: str) -> dict[str, list[Path]]:
+    return load_manifest(SAMPLES).case(case).paths_by_description(SAMPLES)
 
 
 def examine(pipeline: Pipeline, patient_id: str, *, drop_ax_slice: int | None = None) -> Dataset:

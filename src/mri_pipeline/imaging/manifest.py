@@ -86,6 +86,10 @@ class SampleCase(_Frozen):
     def series_by_description(self, description: str) -> SampleSeries | None:
         return next((s for s in self.series if s.description == description), None)
 
+    def paths_by_description(self, sample_dir: Path) -> dict[str, list[Path]]:
+        """Series description → the case's files of that series, in instance order."""
+        return {series.description: series.paths(sample_dir) for series in self.series}
+
     def level(self, name: str) -> LevelPosition:
         for level in self.levels:
             if level.name == name:
