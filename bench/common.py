@@ -7,12 +7,17 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
 
+from mri_pipeline.config import Settings
+from mri_pipeline.runtime import Runtime, build_runtime
+
 HOST = "127.0.0.1"
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def free_port() -> int:
@@ -43,3 +48,30 @@ def fresh_database(url: str | None, tmp: Path, prefix: str = "bench") -> Iterato
         with admin.connect() as connection:
             connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
         admin.dispose()
+
+
+@contextmanager
+def pipeline_runtime(
+    database_url: str | None, var_dir: Path, **overrides: Any
+) -> Iterator[Runtime]:
+    """Settings and runtime of one pipeline on free ports and a fresh database (nothing
+    started yet); ``overrides`` are further settings."""
+    var_dir.mkdir(parents=True, exist_ok=True)
+    with fresh_database(database_url, var_dir) as url:
+        settings = Settings(
+            database_url=url,
+            var_dir=var_dir,
+            protocols_file=ROOT / "worklist/protocols.yaml",
+            nodes_file=ROOT / "dicom_nodes/nodes.yaml",
+            orthanc_config_file=ROOT / "orthanc.json",
+            dicom_host=HOST,
+            dicom_port=free_port(),
+            orthanc_http_port=free_port(),
+            orthanc_dicom_port=free_port(),
+            **overrides,
+        )
+        runtime = build_runtime(settings)
+        try:
+            yield runtime
+        finally:
+            runtime.close()

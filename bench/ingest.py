@@ -72,7 +72,7 @@ from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian, MRImageStorage, generate_uid
 from sqlalchemy import func, select
 
-from common import HOST, free_port, fresh_database
+from common import HOST, ROOT, free_port, pipeline_runtime
 from mri_pipeline.config import Settings
 from mri_pipeline.db.models import ReceivedInstance, ReceivedStudy
 from mri_pipeline.dicom.scanner import Peer, PlannedSeries, ScannerConsole, perform
@@ -81,11 +81,10 @@ from mri_pipeline.domain.nodes import NodeTable
 from mri_pipeline.domain.reconciliation import Reconciliation
 from mri_pipeline.orthanc import OrthancClient, OrthancProcess, Resource, orthanc_credentials
 from mri_pipeline.orthanc.client import ChangesPage
-from mri_pipeline.runtime import Runtime, build_runtime
+from mri_pipeline.runtime import Runtime
 from mri_pipeline.services.ingest import Ingest, PassReport, StudyState
 from mri_pipeline.services.orders import OrderRequest, PatientIn, create_order
 
-ROOT = Path(__file__).resolve().parents[1]
 STATION = "MRI1"  # a scanner of dicom_nodes/nodes.yaml: Orthanc accepts its C-STOREs
 MATRIX = 256
 SERIES_PER_STUDY = 4
@@ -111,31 +110,11 @@ class BenchError(RuntimeError):
 # ---------------------------------------------------------------- set-up
 
 
-@contextmanager
-def pipeline_runtime(args: argparse.Namespace, var_dir: Path) -> Iterator[Runtime]:
-    """Settings and runtime of one pipeline on a fresh database (nothing started yet)."""
-    var_dir.mkdir(parents=True, exist_ok=True)
-    with fresh_database(args.database_url, var_dir) as url:
-        overrides: dict[str, Any] = {}
-        if args.poll_interval is not None:
-            overrides["ingest_poll_interval"] = args.poll_interval
-        settings = Settings(
-            database_url=url,
-            var_dir=var_dir,
-            protocols_file=ROOT / "worklist/protocols.yaml",
-            nodes_file=ROOT / "dicom_nodes/nodes.yaml",
-            orthanc_config_file=ROOT / "orthanc.json",
-            dicom_host=HOST,
-            dicom_port=free_port(),
-            orthanc_http_port=free_port(),
-            orthanc_dicom_port=free_port(),
-            **overrides,
-        )
-        runtime = build_runtime(settings)
-        try:
-            yield runtime
-        finally:
-            runtime.close()
+def poll_override(args: argparse.Namespace) -> dict[str, Any]:
+    """``--poll-interval``, when given, as a setting."""
+    if args.poll_interval is None:
+        return {}
+    return {"ingest_poll_interval": args.poll_interval}
 
 
 def orthanc_for(nodes: NodeTable, var_dir: Path, http_port: int, dicom_port: int) -> OrthancProcess:
@@ -612,7 +591,9 @@ def run_rounds(
     print("-" * len(header))
     for number in range(1, args.rounds + 1):
         workdir = tmp / f"round{number}"
-        with pipeline_runtime(args, workdir / "pipeline") as runtime:
+        with pipeline_runtime(
+            args.database_url, workdir / "pipeline", **poll_override(args)
+        ) as runtime:
             booked = book(runtime, studies)
             files = write_images(workdir / "images", booked, args.images, phantom)
             order = ("alone", "pipeline") if number % 2 else ("pipeline", "alone")
@@ -684,7 +665,7 @@ def run_exams(args: argparse.Namespace, tmp: Path) -> list[ExamLatency]:
     )
     plan = exam_plan(Phantom(EXAM_MATRIX, seed=args.seed + 1))
     results: list[ExamLatency] = []
-    with pipeline_runtime(args, tmp / "exams") as runtime:
+    with pipeline_runtime(args.database_url, tmp / "exams", **poll_override(args)) as runtime:
         settings = runtime.settings
         zone = ZoneInfo(settings.clinic_timezone)
         booked = book(runtime, args.exams)

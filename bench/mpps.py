@@ -56,7 +56,7 @@ from pydicom.dataset import Dataset
 from pydicom.uid import generate_uid
 from pynetdicom import AE, evt
 
-from common import HOST, free_port, fresh_database
+from common import HOST, ROOT, free_port, fresh_database
 from mri_pipeline.api.app import create_app
 from mri_pipeline.config import Settings
 from mri_pipeline.dicom.console_messages import (
@@ -69,7 +69,6 @@ from mri_pipeline.dicom.server import DicomServerConfig, start_dicom_server
 from mri_pipeline.runtime import Runtime, build_runtime
 from mri_pipeline.services.orders import OrderRequest, PatientIn, create_order
 
-ROOT = Path(__file__).resolve().parents[1]
 CALLED_AE = "LSP_RIS"
 STATIONS = ["MRI1", "MRI2"]
 FIRST_SLOT = dtime(7, 0)

@@ -76,8 +76,7 @@ from pydicom.uid import PYDICOM_IMPLEMENTATION_UID, ExplicitVRLittleEndian, gene
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from common import HOST, free_port, fresh_database
-from mri_pipeline.config import Settings
+from common import HOST, ROOT, pipeline_runtime
 from mri_pipeline.db.models import QcResult, ReceivedSeries, ReceivedStudy, StepEvent
 from mri_pipeline.dicom.exam_card import exam_card
 from mri_pipeline.dicom.scanner import Peer, ScannerConsole, perform
@@ -95,12 +94,11 @@ from mri_pipeline.imaging.qc_measures import measure, thumbnail_png
 from mri_pipeline.imaging.sample_studies import load_manifest
 from mri_pipeline.imaging.series_images import load_series_bytes
 from mri_pipeline.orthanc import OrthancClient, OrthancProcess, orthanc_credentials
-from mri_pipeline.runtime import Runtime, build_runtime
+from mri_pipeline.runtime import Runtime
 from mri_pipeline.services.orders import OrderRequest, PatientIn, create_order
 from mri_pipeline.services.qc import QcWorker
 from mri_pipeline.services.reference import load_catalogue
 
-ROOT = Path(__file__).resolve().parents[1]
 SAMPLES = ROOT / "sample_studies"
 STATION = "MRI1"  # a scanner of dicom_nodes/nodes.yaml: Orthanc accepts its C-STOREs
 CASE = "normal"
@@ -343,29 +341,6 @@ def run_in_process(args: argparse.Namespace, catalogue: Catalogue) -> InProcess:
 
 
 # ---------------------------------------------------------------- phase 2: set-up
-
-
-@contextmanager
-def pipeline_runtime(args: argparse.Namespace, var_dir: Path) -> Iterator[Runtime]:
-    """Settings and runtime of one pipeline on a fresh database (nothing started yet)."""
-    var_dir.mkdir(parents=True, exist_ok=True)
-    with fresh_database(args.database_url, var_dir) as url:
-        settings = Settings(
-            database_url=url,
-            var_dir=var_dir,
-            protocols_file=ROOT / "worklist/protocols.yaml",
-            nodes_file=ROOT / "dicom_nodes/nodes.yaml",
-            orthanc_config_file=ROOT / "orthanc.json",
-            dicom_host=HOST,
-            dicom_port=free_port(),
-            orthanc_http_port=free_port(),
-            orthanc_dicom_port=free_port(),
-        )
-        runtime = build_runtime(settings)
-        try:
-            yield runtime
-        finally:
-            runtime.close()
 
 
 @dataclass(frozen=True)
@@ -750,7 +725,7 @@ class PipelineRun:
 def run_exams(args: argparse.Namespace, tmp: Path) -> PipelineRun:
     """The examinations, one after another, then the fetch probe on the last one."""
     results: list[ExamLatency] = []
-    with pipeline_runtime(args, tmp / "exams") as runtime:
+    with pipeline_runtime(args.database_url, tmp / "exams") as runtime:
         zone = ZoneInfo(runtime.settings.clinic_timezone)
         booked = book(runtime, args.exams)
         normal = sample_paths(CASE)
