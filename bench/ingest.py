@@ -68,14 +68,20 @@ from zoneinfo import ZoneInfo
 
 import httpx
 import numpy as np
-from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.uid import ExplicitVRLittleEndian, MRImageStorage, generate_uid
+from pydicom.dataset import Dataset
+from pydicom.uid import MRImageStorage, generate_uid
 from sqlalchemy import func, select
 
 from common import HOST, ROOT, free_port, pipeline_runtime
 from mri_pipeline.config import Settings
 from mri_pipeline.db.models import ReceivedInstance, ReceivedStudy
-from mri_pipeline.dicom.scanner import Peer, PlannedSeries, ScannerConsole, perform
+from mri_pipeline.dicom.scanner import (
+    Peer,
+    PlannedSeries,
+    ScannerConsole,
+    explicit_file_meta,
+    perform,
+)
 from mri_pipeline.dicom.server import DicomServerConfig, start_dicom_server
 from mri_pipeline.domain.nodes import NodeTable
 from mri_pipeline.domain.reconciliation import Reconciliation
@@ -285,11 +291,7 @@ def write_images(
             pixels=phantom.slice(number / IMAGES_PER_SERIES),
             size=phantom.size,
         )
-        meta = FileMetaDataset()
-        meta.MediaStorageSOPClassUID = ds.SOPClassUID
-        meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
-        meta.TransferSyntaxUID = ExplicitVRLittleEndian
-        ds.file_meta = meta
+        ds.file_meta = explicit_file_meta(ds)
         path = folder / f"{s + 1:02d}-{series + 1:02d}-{number + 1:03d}.dcm"
         ds.save_as(path, enforce_file_format=True)
         paths.append(path)

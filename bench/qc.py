@@ -71,15 +71,15 @@ from zoneinfo import ZoneInfo
 import httpx
 import numpy as np
 from pydicom import dcmread
-from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.uid import PYDICOM_IMPLEMENTATION_UID, ExplicitVRLittleEndian, generate_uid
+from pydicom.dataset import Dataset
+from pydicom.uid import generate_uid
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from common import HOST, ROOT, pipeline_runtime
 from mri_pipeline.db.models import QcResult, ReceivedSeries, ReceivedStudy, StepEvent
 from mri_pipeline.dicom.exam_card import exam_card
-from mri_pipeline.dicom.scanner import Peer, ScannerConsole, perform
+from mri_pipeline.dicom.scanner import Peer, ScannerConsole, explicit_file_meta, perform
 from mri_pipeline.dicom.server import DicomServerConfig, start_dicom_server
 from mri_pipeline.domain.protocols import Catalogue, Protocol
 from mri_pipeline.domain.qc import (
@@ -140,12 +140,7 @@ def as_utc(moment: datetime) -> datetime:
 
 def file_bytes(ds: Dataset) -> bytes:
     """``ds`` as the console sends it and Orthanc stores it: Explicit VR Little Endian."""
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = ds.SOPClassUID
-    meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    meta.ImplementationClassUID = PYDICOM_IMPLEMENTATION_UID
-    ds.file_meta = meta
+    ds.file_meta = explicit_file_meta(ds)
     buffer = io.BytesIO()
     ds.save_as(buffer, enforce_file_format=True)
     return buffer.getvalue()

@@ -10,12 +10,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
-from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.uid import ExplicitVRLittleEndian, MRImageStorage, generate_uid
+from pydicom.dataset import Dataset
+from pydicom.uid import MRImageStorage, generate_uid
 from sqlalchemy import select
 
 from mri_pipeline.db.models import ReceivedSeries, ReceivedStudy
-from mri_pipeline.dicom.scanner import ScannerConsole
+from mri_pipeline.dicom.scanner import ScannerConsole, explicit_file_meta
 from mri_pipeline.domain.nodes import NodeTable, parse_node_table
 from mri_pipeline.orthanc import OrthancProcess
 from mri_pipeline.runtime import Runtime
@@ -97,7 +97,7 @@ def write_mr_series(
         ds.SeriesDescription = description
         ds.ProtocolName = description
         ds.SeriesNumber = series_number
-        ds.file_meta = file_meta(ds)
+        ds.file_meta = explicit_file_meta(ds)
         path = folder / f"{series_number:02d}-{number:03d}.dcm"
         ds.save_as(path, enforce_file_format=True)
         series.sop_instance_uids.append(str(ds.SOPInstanceUID))
@@ -133,14 +133,6 @@ def instance_count(orthanc: OrthancProcess) -> int:
     instances = orthanc_get(orthanc, "/instances")
     assert isinstance(instances, list)
     return len(instances)
-
-
-def file_meta(ds: Dataset) -> FileMetaDataset:
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = ds.SOPClassUID
-    meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    return meta
 
 
 def mr_template(number: int, *, size: int = 16) -> Dataset:

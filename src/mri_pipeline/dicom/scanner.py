@@ -214,6 +214,16 @@ class PlannedSeries:
     templates: Sequence[Dataset]
 
 
+def explicit_file_meta(ds: Dataset) -> FileMetaDataset:
+    """File meta for ``ds`` as a console sends it: Explicit VR Little Endian."""
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = ds.SOPClassUID
+    meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    meta.ImplementationClassUID = PYDICOM_IMPLEMENTATION_UID
+    return meta
+
+
 def restamp(
     plan: Sequence[PlannedSeries],
     item: Dataset,
@@ -254,12 +264,7 @@ def restamp(
             ds.ProtocolName = series.description
             ds.FrameOfReferenceUID = frame_of_reference
             ds.SOPInstanceUID = generate_uid(prefix=None)
-            meta = FileMetaDataset()
-            meta.MediaStorageSOPClassUID = ds.SOPClassUID
-            meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
-            meta.TransferSyntaxUID = ExplicitVRLittleEndian
-            meta.ImplementationClassUID = PYDICOM_IMPLEMENTATION_UID
-            ds.file_meta = meta
+            ds.file_meta = explicit_file_meta(ds)
             images.append(ds)
         performed = PerformedSeries(
             series.description,
