@@ -52,10 +52,10 @@ from mri_pipeline.orthanc.client import (
     STABLE_STUDY,
     Change,
     OrthancClient,
-    OrthancUnavailable,
     Resource,
 )
 from mri_pipeline.services.events import record_event
+from mri_pipeline.services.polling import poll_until_stopped
 
 log = logging.getLogger(__name__)
 
@@ -514,29 +514,8 @@ class Ingest:
     # -- the loop -------------------------------------------------------------------------
 
     def run(self, stop: threading.Event, *, interval: float = 0.25) -> None:
-        """Pass after pass until ``stop`` is set; an outage is logged once, then retried."""
-        outage = False
-        delay = interval
-        while not stop.is_set():
-            try:
-                report = self.run_pass()
-            except OrthancUnavailable as error:
-                if not outage:
-                    log.warning("ingest waiting for Orthanc: %s", error)
-                outage = True
-                delay = min(max(delay * 2, interval), 5.0)
-                stop.wait(delay)
-                continue
-            except Exception:
-                log.exception("ingest pass failed; retrying")
-                delay = min(max(delay * 2, interval), 5.0)
-                stop.wait(delay)
-                continue
-            if outage:
-                log.info("ingest reconnected to Orthanc")
-            outage, delay = False, interval
-            if not report.more:
-                stop.wait(interval)
+        """Pass after pass until ``stop`` is set; a page left over is read at once."""
+        poll_until_stopped(stop, lambda: self.run_pass().more, interval=interval, name="ingest")
 
 
 def _order_by(session: Session, column: Any, value: str | None) -> OrderFacts | None:

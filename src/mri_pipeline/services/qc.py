@@ -33,9 +33,10 @@ from mri_pipeline.domain.qc import (
 from mri_pipeline.domain.reconciliation import Reconciliation
 from mri_pipeline.imaging.qc_measures import measure, thumbnail_png
 from mri_pipeline.imaging.series_images import load_series_bytes
-from mri_pipeline.orthanc.client import OrthancClient, OrthancUnavailable
+from mri_pipeline.orthanc.client import OrthancClient
 from mri_pipeline.services.events import record_event
 from mri_pipeline.services.ingest import StudyState, latest_step
+from mri_pipeline.services.polling import poll_until_stopped
 
 log = logging.getLogger(__name__)
 
@@ -219,18 +220,11 @@ class QcWorker:
         return {"series": len(checked), "verdicts": self.judge()}
 
     def run(self, stop: threading.Event, *, interval: float = 0.5) -> None:
-        while not stop.is_set():
-            try:
-                self.run_pass()
-            except OrthancUnavailable as error:
-                log.warning("qc waiting for Orthanc: %s", error)
-                stop.wait(5.0)
-                continue
-            except Exception:
-                log.exception("qc pass failed; retrying")
-                stop.wait(5.0)
-                continue
-            stop.wait(interval)
+        def step() -> bool:
+            self.run_pass()
+            return False
+
+        poll_until_stopped(stop, step, interval=interval, name="qc")
 
 
 def current_series(series: Iterable[ReceivedSeries]) -> list[ReceivedSeries]:
