@@ -29,6 +29,7 @@ from mri_pipeline.domain.qc import (
     missing_series,
     plane_of,
 )
+from mri_pipeline.domain.qc_results import worst
 
 CATALOGUE_FILE = Path(__file__).parents[2] / "worklist/protocols.yaml"
 # Level centres (LPS z, mm) as the sample studies' manifest gives them.
@@ -967,3 +968,12 @@ def test_the_verdict_fails_on_any_failure_and_passes_with_warnings_otherwise(
 ) -> None:
     verdict = examination_verdict(results)
     assert (verdict.outcome, verdict.summary) == (outcome, summary)
+
+
+def test_a_series_outcome_is_its_worst_check() -> None:
+    def result(outcome: Outcome) -> CheckResult:
+        return CheckResult("AX T2 TSE", Check.SNR, outcome, "x")
+
+    assert worst([]) is Outcome.PASS
+    assert worst([result(Outcome.PASS), result(Outcome.WARN)]) is Outcome.WARN
+    assert worst([result(Outcome.FAIL), result(Outcome.WARN)]) is Outcome.FAIL

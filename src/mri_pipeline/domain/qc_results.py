@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -40,3 +41,11 @@ def mm(value: float) -> str:
     """A length for a sentence: one decimal, none when whole (``8``, ``4.5``)."""
     text = f"{value:.1f}"
     return text[:-2] if text.endswith(".0") else text
+
+
+_SEVERITY = {Outcome.PASS: 0, Outcome.WARN: 1, Outcome.FAIL: 2}
+
+
+def worst(results: Iterable[CheckResult]) -> Outcome:
+    """A series' outcome: its worst check (PASS when it has none)."""
+    return max((r.outcome for r in results), key=_SEVERITY.__getitem__, default=Outcome.PASS)

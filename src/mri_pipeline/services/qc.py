@@ -30,6 +30,7 @@ from mri_pipeline.domain.qc import (
     examination_verdict,
     missing_series,
 )
+from mri_pipeline.domain.qc_results import worst
 from mri_pipeline.domain.reconciliation import Reconciliation
 from mri_pipeline.imaging.qc_measures import measure, thumbnail_png
 from mri_pipeline.imaging.series_images import load_series_bytes
@@ -42,17 +43,12 @@ log = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime]
 ACTOR = "qc"
-_SEVERITY = {Outcome.PASS: 0, Outcome.WARN: 1, Outcome.FAIL: 2}
 ACCEPTED = "ACCEPTED"  # a failed examination a radiographer let through
 ROUTABLE = (
     ExamOutcome.PASSED.value,
     ExamOutcome.PASSED_WITH_WARNINGS.value,
     ACCEPTED,
 )
-
-
-def worst(results: list[CheckResult]) -> Outcome:
-    return max((r.outcome for r in results), key=_SEVERITY.__getitem__, default=Outcome.PASS)
 
 
 class QcWorker:
