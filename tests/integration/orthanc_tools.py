@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import time
 from collections.abc import Callable, Sequence
@@ -10,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+import pytest
 from pydicom.dataset import Dataset
 from pydicom.uid import MRImageStorage, generate_uid
 from sqlalchemy import select
@@ -23,6 +25,14 @@ from mri_pipeline.services.ingest import Ingest
 from tests.conftest import ROOT, free_port
 
 BASE_CONFIGURATION = ROOT / "orthanc.json"
+# The marks of every test module that runs a real Orthanc and DCMTK.
+NEEDS_ORTHANC = [
+    pytest.mark.dcmtk,
+    pytest.mark.skipif(
+        not Path("/usr/sbin/Orthanc").exists() or shutil.which("storescu") is None,
+        reason="needs the Debian orthanc package and DCMTK",
+    ),
+]
 
 
 def node_table() -> NodeTable:

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import shutil
 import time
 from io import BytesIO
 from pathlib import Path
 
 import httpx
-import pytest
 from fastapi.testclient import TestClient
 from pydicom import dcmread
 from pydicom.dataset import Dataset
@@ -28,6 +26,7 @@ from mri_pipeline.dicom.scanner import PlannedSeries, perform, restamp
 from mri_pipeline.services.ingest import CURSOR_NAME
 from tests.conftest import ROOT, fixed_clock
 from tests.integration.orthanc_tools import (
+    NEEDS_ORTHANC,
     Patient,
     Pipeline,
     mr_template,
@@ -37,13 +36,7 @@ from tests.integration.orthanc_tools import (
 )
 from tests.integration.test_mwl_scp import book
 
-pytestmark = [
-    pytest.mark.dcmtk,
-    pytest.mark.skipif(
-        not Path("/usr/sbin/Orthanc").exists() or shutil.which("storescu") is None,
-        reason="needs the Debian orthanc package and DCMTK",
-    ),
-]
+pytestmark = NEEDS_ORTHANC
 
 
 def plan(*descriptions: str, images: int = 4) -> list[PlannedSeries]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -24,17 +23,11 @@ from mri_pipeline.dicom.server import DicomServerConfig, start_dicom_server
 from mri_pipeline.orthanc import OrthancProcess
 from mri_pipeline.runtime import Runtime, build_runtime
 from tests.conftest import ROOT, fixed_clock
-from tests.integration.orthanc_tools import orthanc_get, start_orthanc
+from tests.integration.orthanc_tools import NEEDS_ORTHANC, orthanc_get, start_orthanc
 from tests.integration.test_ingest import plan
 from tests.integration.test_mwl_scp import book
 
-pytestmark = [
-    pytest.mark.dcmtk,
-    pytest.mark.skipif(
-        not Path("/usr/sbin/Orthanc").exists() or shutil.which("storescu") is None,
-        reason="needs the Debian orthanc package and DCMTK",
-    ),
-]
+pytestmark = NEEDS_ORTHANC
 
 SERIES = ("SAG T1 TSE", "SAG T2 TSE", "AX T2 TSE")
 IMAGES_PER_SERIES = 20

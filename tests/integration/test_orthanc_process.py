@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 import stat
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,6 +23,7 @@ from tests.conftest import free_port
 from tests.integration.dcmtk import echoscu
 from tests.integration.orthanc_tools import (
     BASE_CONFIGURATION,
+    NEEDS_ORTHANC,
     Patient,
     instance_count,
     node_table,
@@ -32,13 +32,7 @@ from tests.integration.orthanc_tools import (
     write_mr_series,
 )
 
-pytestmark = [
-    pytest.mark.dcmtk,
-    pytest.mark.skipif(
-        not Path("/usr/sbin/Orthanc").exists() or shutil.which("storescu") is None,
-        reason="needs the Debian orthanc package and DCMTK",
-    ),
-]
+pytestmark = NEEDS_ORTHANC
 
 
 def tiny_mr_image(path: Path) -> Path:
