@@ -19,6 +19,7 @@ class Settings(BaseSettings):
     nodes_file: Path = Path("dicom_nodes/nodes.yaml")
     protocols_file: Path = Path("worklist/protocols.yaml")
     demo_orders_file: Path = Path("worklist/demo_orders.yaml")
+    radiologists_file: Path = Path("worklist/radiologists.yaml")
 
     clinic_timezone: str = "Europe/London"
     uid_root: str = Field(default="2.25", description="UID root; 2.25 derives UIDs from UUIDs")
@@ -54,6 +55,13 @@ class Settings(BaseSettings):
     ingest_enabled: bool = True
     ingest_poll_interval: float = Field(default=0.25, gt=0)
     ingest_batch_size: int = Field(default=500, gt=0)
+
+    routing_enabled: bool = True
+    routing_poll_interval: float = Field(default=1.0, gt=0)
+    site: str = Field(default="MAIN", max_length=16, description="this clinic's site code")
+    orthanc_public_url: str = Field(
+        default="", description="Orthanc as radiologists' browsers reach it; empty: orthanc_url"
+    )
 
     def resolved_orthanc_url(self) -> str:
         return self.orthanc_url or f"http://127.0.0.1:{self.orthanc_http_port}"

@@ -15,10 +15,14 @@ from mri_pipeline.db.migrate import upgrade
 from mri_pipeline.dicom.mpps import MppsHandlers
 from mri_pipeline.domain.nodes import NodeTable
 from mri_pipeline.domain.protocols import Catalogue
+from mri_pipeline.domain.radiologists import RadiologistTable
 from mri_pipeline.orthanc import OrthancClient, orthanc_credentials
 from mri_pipeline.services.ingest import Ingest
 from mri_pipeline.services.orders import Clock, OrderDesk, offer_replacement_step
-from mri_pipeline.services.reference import load_catalogue, load_node_table
+from mri_pipeline.services.radiologists import Roster, sync_radiologists
+from mri_pipeline.services.reading import ReadingRoom
+from mri_pipeline.services.reference import load_catalogue, load_node_table, load_radiologists
+from mri_pipeline.services.routing import RoutingDesk
 from mri_pipeline.services.worklist import WorklistFinder
 
 
@@ -36,6 +40,8 @@ class Runtime:
     desk: OrderDesk
     finder: WorklistFinder
     mpps: MppsHandlers
+    radiologists: RadiologistTable
+    roster: Roster
     clock: Clock = system_clock
 
     def close(self) -> None:
@@ -57,6 +63,25 @@ class Runtime:
             batch_size=self.settings.ingest_batch_size,
         )
 
+    def routing_desk(self) -> RoutingDesk:
+        return RoutingDesk(
+            self.sessions,
+            self.catalogue,
+            self.roster,
+            clock=self.clock,
+            zone=ZoneInfo(self.settings.clinic_timezone),
+            site=self.settings.site,
+        )
+
+    def reading_room(self) -> ReadingRoom:
+        return ReadingRoom(
+            self.catalogue,
+            self.roster,
+            clock=self.clock,
+            site=self.settings.site,
+            team=self.routing_desk().team,
+        )
+
 
 def build_runtime(
     settings: Settings, *, clock: Clock = system_clock, migrate: bool = True
@@ -64,10 +89,14 @@ def build_runtime(
     """Reference files are validated first, so a bad file stops start-up before anything runs."""
     catalogue = load_catalogue(settings.protocols_file)
     nodes = load_node_table(settings.nodes_file)
+    radiologists = load_radiologists(settings.radiologists_file, nodes)
     engine = make_engine(settings.resolved_database_url())
     if migrate:
         upgrade(engine)
     sessions = make_session_factory(engine)
+    if migrate:
+        with sessions() as session, session.begin():
+            sync_radiologists(session, radiologists, clock())
     desk = OrderDesk(
         catalogue=catalogue,
         nodes=nodes,
@@ -85,4 +114,16 @@ def build_runtime(
         strict=settings.mpps_strict,
         offer_new_step=lambda session, step: offer_replacement_step(session, desk, step),
     )
-    return Runtime(settings, engine, sessions, catalogue, nodes, desk, finder, mpps, clock)
+    return Runtime(
+        settings,
+        engine,
+        sessions,
+        catalogue,
+        nodes,
+        desk,
+        finder,
+        mpps,
+        radiologists,
+        Roster(),
+        clock,
+    )

@@ -3,21 +3,20 @@
 from __future__ import annotations
 
 import threading
-from zoneinfo import ZoneInfo
+from datetime import datetime
 
 from sqlalchemy import func, select
 
 from mri_pipeline.db.models import Assignment, ReceivedStudy, RequestedProcedure, StepEvent
-from mri_pipeline.domain.radiologists import parse_radiologists
 from mri_pipeline.runtime import Runtime
 from mri_pipeline.services.routing import RoutingDesk
-from tests.conftest import FIXED_NOW, ROOT, fixed_clock
+from tests.conftest import FIXED_NOW
 from tests.integration.test_mwl_scp import book
 
-RADIOLOGISTS = ROOT / "worklist/radiologists.yaml"
 
-
-def ready_study(runtime: Runtime, patient_id: str, indication: str) -> str:
+def ready_study(
+    runtime: Runtime, patient_id: str, indication: str, completed_at: datetime = FIXED_NOW
+) -> str:
     """An order whose images are complete and passed QC (as ingest and QC leave them)."""
     accession = book(runtime, patient_id, f"Route^{patient_id}", "MRI1", indication=indication)
     with runtime.sessions.begin() as session:
@@ -35,9 +34,9 @@ def ready_study(runtime: Runtime, patient_id: str, indication: str) -> str:
                 state="ready_for_reading",
                 stable=False,
                 instance_count=10,
-                first_received_at=FIXED_NOW,
-                last_received_at=FIXED_NOW,
-                completed_at=FIXED_NOW,
+                first_received_at=completed_at,
+                last_received_at=completed_at,
+                completed_at=completed_at,
                 qc_verdict="PASSED",
             )
         )
@@ -45,14 +44,7 @@ def ready_study(runtime: Runtime, patient_id: str, indication: str) -> str:
 
 
 def desk(runtime: Runtime) -> RoutingDesk:
-    table = parse_radiologists(RADIOLOGISTS.read_text(encoding="utf-8"), str(RADIOLOGISTS))
-    return RoutingDesk(
-        runtime.sessions,
-        runtime.catalogue,
-        table,
-        clock=fixed_clock,
-        zone=ZoneInfo("Europe/London"),
-    )
+    return runtime.routing_desk()
 
 
 def test_each_study_is_routed_once_with_its_reason(runtime: Runtime) -> None:

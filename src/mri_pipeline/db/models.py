@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 
 from sqlalchemy import (
     JSON,
@@ -17,8 +17,28 @@ from sqlalchemy import (
     LargeBinary,
     String,
     Text,
+    TypeDecorator,
 )
+from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """A moment, always read back aware in UTC: PostgreSQL keeps the zone, SQLite does
+    not, so values are stored in UTC and the zone put back on reading."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None or value.tzinfo is None:
+            return value
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None or value.tzinfo is not None:
+            return value
+        return value.replace(tzinfo=UTC)
 
 
 class Base(DeclarativeBase):
@@ -58,7 +78,7 @@ class RequestedProcedure(Base):
     priority: Mapped[str] = mapped_column(String(16))
     not_indicated: Mapped[str | None] = mapped_column(String(256))
     source: Mapped[str] = mapped_column(String(16), default="order")
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
 
     patient: Mapped[Patient] = relationship(back_populates="procedures")
     steps: Mapped[list[ScheduledStep]] = relationship(back_populates="procedure")
@@ -96,7 +116,7 @@ class ScheduledStep(Base):
     revision: Mapped[int] = mapped_column(Integer, default=1)
     dataset_json: Mapped[str] = mapped_column(Text)
     safety_checklist: Mapped[dict[str, object] | None] = mapped_column(JSON)
-    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime())
 
     procedure: Mapped[RequestedProcedure] = relationship(back_populates="steps")
 
@@ -126,8 +146,8 @@ class PerformedStep(Base):
     discontinuation_code: Mapped[str | None] = mapped_column(String(16))
     matched: Mapped[bool] = mapped_column(Boolean, default=False, index=True)
     images_flagged: Mapped[str | None] = mapped_column(String(256))
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime())
 
     links: Mapped[list[PerformedStepLink]] = relationship(back_populates="performed_step")
     history: Mapped[list[PerformedStepMessage]] = relationship(
@@ -162,7 +182,7 @@ class PerformedStepMessage(Base):
     calling_ae_title: Mapped[str] = mapped_column(String(16))
     dataset_json: Mapped[str] = mapped_column(Text)
     ignored_tags: Mapped[list[int]] = mapped_column(JSON, default=list)
-    received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    received_at: Mapped[datetime] = mapped_column(UtcDateTime())
 
     performed_step: Mapped[PerformedStep] = relationship(back_populates="history")
 
@@ -187,7 +207,7 @@ class StepEvent(Base):
     to_status: Mapped[str | None] = mapped_column(String(16))
     reason: Mapped[str | None] = mapped_column(String(256))
     details: Mapped[dict[str, object]] = mapped_column(JSON, default=dict)
-    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    at: Mapped[datetime] = mapped_column(UtcDateTime(), index=True)
 
 
 class IngestCursor(Base):
@@ -197,7 +217,7 @@ class IngestCursor(Base):
 
     name: Mapped[str] = mapped_column(String(32), primary_key=True)
     last_seq: Mapped[int] = mapped_column(BigInteger)
-    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime())
 
 
 class ReceivedStudy(Base):
@@ -221,9 +241,9 @@ class ReceivedStudy(Base):
     completion_basis: Mapped[str | None] = mapped_column(String(16))
     stable: Mapped[bool] = mapped_column(Boolean, default=False)
     instance_count: Mapped[int] = mapped_column(Integer, default=0)
-    first_received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    last_received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    completed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    first_received_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    last_received_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    completed_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
     qc_verdict: Mapped[str | None] = mapped_column(String(24), index=True)
     qc_summary: Mapped[str | None] = mapped_column(String(512))
 
@@ -245,7 +265,7 @@ class ReceivedSeries(Base):
     series_description: Mapped[str | None] = mapped_column(String(64))
     protocol_name: Mapped[str | None] = mapped_column(String(64))
     instance_count: Mapped[int] = mapped_column(Integer, default=0)
-    last_received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    last_received_at: Mapped[datetime] = mapped_column(UtcDateTime())
     qc_instance_count: Mapped[int | None] = mapped_column(Integer)  # checked at this count
     qc_outcome: Mapped[str | None] = mapped_column(String(8))
     thumbnail_png: Mapped[bytes | None] = mapped_column(LargeBinary)
@@ -262,7 +282,7 @@ class ReceivedInstance(Base):
     sop_instance_uid: Mapped[str] = mapped_column(String(64), unique=True)
     orthanc_id: Mapped[str] = mapped_column(String(64))
     instance_number: Mapped[int | None] = mapped_column(Integer)
-    received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    received_at: Mapped[datetime] = mapped_column(UtcDateTime())
 
 
 class QcResult(Base):
@@ -277,13 +297,17 @@ class QcResult(Base):
     check: Mapped[str] = mapped_column(String(32))
     outcome: Mapped[str] = mapped_column(String(8))
     message: Mapped[str] = mapped_column(String(512))
-    checked_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    checked_at: Mapped[datetime] = mapped_column(UtcDateTime())
 
 
 class Assignment(Base):
     """Who reports a study, and why: one open assignment per study."""
 
     __tablename__ = "assignments"
+    __table_args__ = (
+        Index("ix_assignments_queue", "state", "priority_rank", "deadline"),
+        Index("ix_assignments_holder", "radiologist_key", "state"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     study_pk: Mapped[int] = mapped_column(ForeignKey("received_studies.id"), unique=True)
@@ -292,8 +316,65 @@ class Assignment(Base):
     reason: Mapped[str] = mapped_column(String(512))
     priority: Mapped[str] = mapped_column(String(16))
     units: Mapped[float] = mapped_column(Float)
-    deadline: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
-    escalate_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    assigned_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    deadline: Mapped[datetime] = mapped_column(UtcDateTime(), index=True)
+    escalate_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    assigned_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    # Added in 0006: the priority's rank (STAT highest) so SQL can order the queue; the
+    # first time anyone got the study (turnaround), claims, escalation and release.
+    priority_rank: Mapped[int] = mapped_column(Integer, default=0)
+    first_assigned_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    claimed_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    escalated_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    released_by: Mapped[str | None] = mapped_column(String(32))
+    closed_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
 
     study: Mapped[ReceivedStudy] = relationship()
+
+
+class RadiologistRow(Base):
+    """A reporting radiologist, seeded from ``worklist/radiologists.yaml``.
+
+    The YAML's own shape is kept in ``entry`` so the domain model reads it back whole;
+    ``active`` is false for someone no longer in the file (their history stays)."""
+
+    __tablename__ = "radiologists"
+
+    key: Mapped[str] = mapped_column(String(32), primary_key=True)
+    name: Mapped[str] = mapped_column(String(64))
+    workstation: Mapped[str | None] = mapped_column(String(16))
+    entry: Mapped[dict[str, object]] = mapped_column(JSON)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+class Report(Base):
+    """The report of a study: preliminary, then final. The impression is free text for
+    now; a structured report would add its content beside it, not replace the row."""
+
+    __tablename__ = "reports"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    study_pk: Mapped[int] = mapped_column(ForeignKey("received_studies.id"), unique=True)
+    radiologist_key: Mapped[str] = mapped_column(String(32), index=True)
+    status: Mapped[str] = mapped_column(String(16))
+    impression: Mapped[str] = mapped_column(Text)
+    preliminary_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    final_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+class Delivery(Base):
+    """A study sent to a workstation by Orthanc (a C-STORE job) and how far it got."""
+
+    __tablename__ = "deliveries"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    study_pk: Mapped[int] = mapped_column(ForeignKey("received_studies.id"), index=True)
+    radiologist_key: Mapped[str | None] = mapped_column(String(32))
+    ae_title: Mapped[str] = mapped_column(String(16))
+    job_id: Mapped[str | None] = mapped_column(String(64))
+    state: Mapped[str] = mapped_column(String(16))
+    progress: Mapped[int] = mapped_column(Integer, default=0)
+    error: Mapped[str | None] = mapped_column(String(256))
+    requested_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    finished_at: Mapped[datetime | None] = mapped_column(UtcDateTime())

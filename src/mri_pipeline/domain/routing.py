@@ -122,6 +122,18 @@ def queue_order(studies: Iterable[StudyToRoute]) -> list[StudyToRoute]:
     )
 
 
+def qualified(radiologist: Radiologist, study: StudyToRoute) -> str | None:
+    """Why ``radiologist`` may never report ``study`` (site, subspecialty, contrast); None
+    when they may. Shifts and limits are not part of it."""
+    if study.site not in radiologist.sites:
+        return f"not credentialed for {study.site}"
+    if study.subspecialties and not radiologist.subspecialties & set(study.subspecialties):
+        return f"not {' or '.join(study.subspecialties)}"
+    if study.contrast and not radiologist.reports_contrast:
+        return "does not report contrast studies"
+    return None
+
+
 def why_not(
     radiologist: Radiologist, study: StudyToRoute, in_hand: InHand, now: datetime
 ) -> str | None:
@@ -131,12 +143,9 @@ def why_not(
         return "not on shift"
     if study.priority is Priority.STAT and not shift.on_call:
         return "not on call for STAT"
-    if study.site not in radiologist.sites:
-        return f"not credentialed for {study.site}"
-    if study.subspecialties and not radiologist.subspecialties & set(study.subspecialties):
-        return f"not {' or '.join(study.subspecialties)}"
-    if study.contrast and not radiologist.reports_contrast:
-        return "does not report contrast studies"
+    problem = qualified(radiologist, study)
+    if problem is not None:
+        return problem
     if in_hand.studies >= radiologist.max_in_hand:
         return f"has {in_hand.studies} studies in hand (limit {radiologist.max_in_hand})"
     return None

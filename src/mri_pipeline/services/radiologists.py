@@ -1,0 +1,80 @@
+"""The radiologists in the database: seeded from ``worklist/radiologists.yaml`` at start,
+read back as the domain's table by routing and the reading list."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from mri_pipeline.db.models import RadiologistRow
+from mri_pipeline.domain.errors import DomainError
+from mri_pipeline.domain.radiologists import RadiologistEntry, RadiologistTable
+
+
+class UnknownRadiologist(DomainError):
+    """No active radiologist has this key."""
+
+
+def sync_radiologists(session: Session, table: RadiologistTable, at: datetime) -> None:
+    """Make the rows match the file: new and changed entries written, entries no longer
+    in the file marked inactive (their assignments and reports keep their key)."""
+    rows = {row.key: row for row in session.scalars(select(RadiologistRow))}
+    for entry in table.radiologists:
+        stored = entry.model_dump(mode="json")
+        row = rows.pop(entry.key, None)
+        if row is None:
+            session.add(
+                RadiologistRow(
+                    key=entry.key,
+                    name=entry.name,
+                    workstation=entry.workstation,
+                    entry=stored,
+                    active=True,
+                    updated_at=at,
+                )
+            )
+        elif row.entry != stored or not row.active:
+            row.name, row.workstation, row.entry = entry.name, entry.workstation, stored
+            row.active, row.updated_at = True, at
+    for row in rows.values():
+        if row.active:
+            row.active, row.updated_at = False, at
+
+
+class Roster:
+    """The active radiologists, read again only when a row has changed."""
+
+    def __init__(self) -> None:
+        # (version, table) replaced as one value: threads share a roster.
+        self._cached: tuple[tuple[int, datetime | None], RadiologistTable | None] | None = None
+
+    def table(self, session: Session) -> RadiologistTable | None:
+        """None when there are no active radiologists."""
+        version_row = session.execute(
+            select(func.count(), func.max(RadiologistRow.updated_at)).where(
+                RadiologistRow.active.is_(True)
+            )
+        ).one()
+        version = (int(version_row[0]), version_row[1])
+        cached = self._cached
+        if cached is None or cached[0] != version:
+            entries = [
+                RadiologistEntry.model_validate(row.entry)
+                for row in session.scalars(
+                    select(RadiologistRow)
+                    .where(RadiologistRow.active.is_(True))
+                    .order_by(RadiologistRow.key)
+                )
+            ]
+            table = RadiologistTable(radiologists=tuple(entries)) if entries else None
+            cached = self._cached = (version, table)
+        return cached[1]
+
+    def entry(self, session: Session, key: str) -> RadiologistEntry:
+        table = self.table(session)
+        found = next((e for e in table.radiologists if e.key == key), None) if table else None
+        if found is None:
+            raise UnknownRadiologist(f"no active radiologist {key!r}")
+        return found
