@@ -3,9 +3,13 @@
 from mri_pipeline.orthanc.client import (
     Change,
     ChangesPage,
+    JobStatus,
     OrthancClient,
     OrthancUnavailable,
     Resource,
+    StoredStudy,
+    UnknownModality,
+    UnknownResource,
 )
 from mri_pipeline.orthanc.process import (
     OrthancProcess,
@@ -19,11 +23,15 @@ from mri_pipeline.orthanc.process import (
 __all__ = [
     "Change",
     "ChangesPage",
+    "JobStatus",
     "OrthancClient",
     "OrthancProcess",
     "OrthancStartError",
     "OrthancUnavailable",
     "Resource",
+    "StoredStudy",
+    "UnknownModality",
+    "UnknownResource",
     "configured_ae_title",
     "find_plugins",
     "generated_configuration",

@@ -35,6 +35,9 @@ PLUGIN_DIRECTORIES = (
     Path("/usr/local/share/orthanc/plugins"),
 )
 DICOMWEB_PLUGIN = "libOrthancDicomWeb.so"
+WEB_VIEWER_PLUGIN = "libOrthancWebViewer.so"
+# The plugins the project loads when their Debian package is installed, in load order.
+KNOWN_PLUGINS = (DICOMWEB_PLUGIN, WEB_VIEWER_PLUGIN)
 ORTHANC_USERNAME = "mri-pipeline"
 QUERY_ROLES = (NodeRole.WORKSTATION, NodeRole.ARCHIVE)
 
@@ -94,10 +97,15 @@ def generated_configuration(
     index_dir: Path,
     credentials: tuple[str, str],
     plugins: Sequence[Path],
+    web_viewer_cache_dir: Path | None = None,
 ) -> dict[str, Any]:
-    """The per-machine part of Orthanc's configuration (pure: no file is touched)."""
+    """The per-machine part of Orthanc's configuration (pure: no file is touched).
+
+    With the web viewer among ``plugins``, its image cache goes to
+    ``web_viewer_cache_dir`` (the plugin's default is inside the storage folder).
+    """
     username, password = credentials
-    return {
+    configuration: dict[str, Any] = {
         "HttpPort": http_port,
         "DicomPort": dicom_port,
         "StorageDirectory": str(storage_dir),
@@ -109,15 +117,20 @@ def generated_configuration(
             for node in nodes.nodes
         },
     }
+    if web_viewer_cache_dir is not None and any(p.name == WEB_VIEWER_PLUGIN for p in plugins):
+        configuration["WebViewer"] = {"CachePath": str(web_viewer_cache_dir)}
+    return configuration
 
 
 def find_plugins(directories: Sequence[Path] = PLUGIN_DIRECTORIES) -> list[Path]:
-    """The DICOMweb plugin of the Debian package, or nothing when it is not installed."""
-    for directory in directories:
-        candidate = directory / DICOMWEB_PLUGIN
-        if candidate.is_file():
-            return [candidate]
-    return []
+    """Every known plugin (DICOMweb, web viewer) that is installed, each from the first
+    directory that holds it; an empty list when none is."""
+    found: list[Path] = []
+    for name in KNOWN_PLUGINS:
+        candidate = next((d / name for d in directories if (d / name).is_file()), None)
+        if candidate is not None:
+            found.append(candidate)
+    return found
 
 
 def log_tail(path: Path, lines: int = 40) -> str:
@@ -132,8 +145,8 @@ class OrthancProcess:
     """A supervised Orthanc: ``with OrthancProcess(...) as orthanc: ...``.
 
     Files live under ``var_dir/orthanc/``: ``config/`` (the committed base file copied
-    next to ``generated.json``), ``storage/``, ``index/``, ``credentials.json`` and
-    ``orthanc.log``.
+    next to ``generated.json``), ``storage/``, ``index/``, ``webviewer-cache/``,
+    ``credentials.json`` and ``orthanc.log``.
     """
 
     def __init__(
@@ -183,6 +196,7 @@ class OrthancProcess:
             index_dir=index_dir,
             credentials=orthanc_credentials(self.root.parent),
             plugins=self.plugins,
+            web_viewer_cache_dir=self.root / "webviewer-cache",
         )
         target = self.config_dir / "generated.json"
         # The file holds the REST password: created 0600 like credentials.json.
