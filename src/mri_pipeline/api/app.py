@@ -8,12 +8,13 @@ from fastapi import FastAPI, Request, status
 from fastapi.responses import JSONResponse
 
 from mri_pipeline import __version__
-from mri_pipeline.api.routes import orders, procedures, studies, worklist
+from mri_pipeline.api.routes import orders, procedures, reading, studies, worklist
 from mri_pipeline.domain.errors import DomainError
 from mri_pipeline.domain.lifecycle import IllegalTransition
 from mri_pipeline.runtime import Runtime
 from mri_pipeline.services.examinations import UnknownExamination
 from mri_pipeline.services.orders import OrderRejected
+from mri_pipeline.services.radiologists import UnknownRadiologist
 
 log = logging.getLogger(__name__)
 
@@ -26,6 +27,7 @@ def create_app(runtime: Runtime) -> FastAPI:
     app.include_router(procedures.router)
     app.include_router(procedures.reconciliation_router)
     app.include_router(studies.router)
+    app.include_router(reading.router)
 
     @app.get("/health", tags=["health"])
     def health() -> dict[str, str]:
@@ -53,6 +55,10 @@ def create_app(runtime: Runtime) -> FastAPI:
 
     @app.exception_handler(UnknownExamination)
     def unknown_examination(_request: Request, exc: UnknownExamination) -> JSONResponse:
+        return JSONResponse(status_code=status.HTTP_404_NOT_FOUND, content={"detail": str(exc)})
+
+    @app.exception_handler(UnknownRadiologist)
+    def unknown_radiologist(_request: Request, exc: UnknownRadiologist) -> JSONResponse:
         return JSONResponse(status_code=status.HTTP_404_NOT_FOUND, content={"detail": str(exc)})
 
     @app.exception_handler(DomainError)
