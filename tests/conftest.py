@@ -64,7 +64,7 @@ def settings(database_url: str, tmp_path: Path) -> Settings:
         protocols_file=ROOT / "worklist/protocols.yaml",
         nodes_file=ROOT / "dicom_nodes/nodes.yaml",
         demo_orders_file=ROOT / "worklist/demo_orders.yaml",
-        radiologists_file=ROOT / "worklist/radiologists.yaml",
+        radiologists_file=ROOT / "tests/data/radiologists.yaml",
         clinic_timezone="Europe/London",
         dicom_host="127.0.0.1",
         dicom_port=free_port(),

@@ -435,12 +435,22 @@ def scanner_simulate(
 
 
 def _start_workers(runtime: Runtime) -> tuple[list[threading.Thread], threading.Event]:
-    """Ingest and QC, each a thread with its own Orthanc client, stopped by one event."""
+    """Ingest and QC, each a thread with its own Orthanc client, and routing (database
+    only), stopped by one event."""
     from mri_pipeline.services.qc import QcWorker
 
     stop = threading.Event()
     interval = runtime.settings.ingest_poll_interval
     threads: list[threading.Thread] = []
+    if runtime.settings.routing_enabled:
+        desk = runtime.routing_desk()
+        routing = threading.Thread(
+            target=lambda: desk.run(stop, interval=runtime.settings.routing_poll_interval),
+            name="routing",
+            daemon=True,
+        )
+        routing.start()
+        threads.append(routing)
     for name in ("ingest", "qc"):
         orthanc = runtime.orthanc_client()
         worker = (
@@ -499,6 +509,7 @@ def up(
             f"  API                 {api_url}/docs",
             f"  worklist (JSON)     {api_url}/api/worklist",
             f"  studies (JSON)      {api_url}/api/studies",
+            f"  reading list (JSON) {api_url}/api/reading-list?radiologist=rad.okafor",
             f"  health              {api_url}/health",
             f"  DICOM worklist AE   {config.ae_title} @ {shown_host}:{config.port} (MWL, MPPS)",
         ]
@@ -510,6 +521,8 @@ def up(
             ]
         if workers is not None:
             lines.append("  ingest and QC       following Orthanc's change log")
+            if settings.routing_enabled:
+                lines.append("  routing             assigning QC-cleared studies to radiologists")
         lines += [
             f"  try: findscu -W -aec {config.ae_title} {shown_host} {config.port} "
             "-k 0010,0010 -k 0010,0020 -k 0008,0050 -k '0040,0100[0].0040,0001=MRI1'",

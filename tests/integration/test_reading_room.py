@@ -324,3 +324,23 @@ def test_a_shift_change_moves_new_work_and_empties_the_pool(runtime: Runtime) ->
             select(func.count()).select_from(StepEvent).where(StepEvent.kind == "ROUTED")
         )
     assert routed == 3
+
+
+def test_the_radiologist_who_reported_the_prior_gets_the_follow_up(runtime: Runtime) -> None:
+    clock = Clock(at(MONDAY, "10:00"))
+    prior = ready_study(runtime, "C1", "radiculopathy", at(MONDAY, "09:00"))
+    desk, room = desks(runtime, clock)
+    desk.route_pass()
+    with runtime.sessions() as session, session.begin():
+        room.reassign(session, uid_of(runtime, prior), "rad.lindqvist", "admin", "MSK review")
+    with runtime.sessions() as session, session.begin():
+        room.report(session, uid_of(runtime, prior), "rad.lindqvist", ReportStatus.FINAL, "L4-5.")
+    clock.now = at(MONDAY, "11:00")
+    follow_up = ready_study(runtime, "C1", "radiculopathy", at(MONDAY, "11:00"))
+    other = ready_study(runtime, "C2", "radiculopathy", at(MONDAY, "11:00"))
+    desk.route_pass()
+    # Nobody has work in hand: continuity decides the follow-up, the name the other.
+    chosen = assignment(runtime, follow_up)
+    assert chosen.radiologist_key == "rad.lindqvist"
+    assert "reported the prior" in chosen.reason
+    assert assignment(runtime, other).radiologist_key == "rad.brennan"

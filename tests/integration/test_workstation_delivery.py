@@ -7,14 +7,12 @@ from __future__ import annotations
 import subprocess
 import time
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import pytest
 from pydicom import dcmread
-from pydicom.errors import InvalidDicomError
 from pydicom.uid import generate_uid
 
 from mri_pipeline.domain.nodes import DicomNode, NodeRole, NodeTable
@@ -30,7 +28,7 @@ from mri_pipeline.orthanc import (
 )
 from mri_pipeline.orthanc.process import WEB_VIEWER_PLUGIN
 from tests.conftest import free_port
-from tests.integration.dcmtk import echoscu
+from tests.integration.dcmtk import Workstation, storescp
 from tests.integration.orthanc_tools import (
     BASE_CONFIGURATION,
     NEEDS_ORTHANC,
@@ -45,27 +43,6 @@ pytestmark = NEEDS_ORTHANC
 WORKSTATION = "RAD_WS1"
 SWITCHED_OFF = "RAD_WS2"  # listed in the node table; nothing listens on its port
 FINISHED = ("Success", "Failure")
-
-
-@dataclass
-class Workstation:
-    """DCMTK's storescp standing in for a reading workstation."""
-
-    ae_title: str
-    port: int
-    folder: Path
-
-    def received(self, study_instance_uid: str) -> set[str]:
-        """SOP Instance UIDs of the files received for this study."""
-        uids: set[str] = set()
-        for path in self.folder.iterdir():
-            try:
-                ds = dcmread(path)
-            except InvalidDicomError:
-                continue
-            if ds.StudyInstanceUID == study_instance_uid:
-                uids.add(str(ds.SOPInstanceUID))
-        return uids
 
 
 @dataclass
@@ -135,33 +112,6 @@ def delivery_nodes(workstation_port: int, switched_off_port: int) -> NodeTable:
             for node in node_table().nodes
         )
     )
-
-
-@contextmanager
-def storescp(ae_title: str, port: int, folder: Path, log: Path) -> Iterator[Workstation]:
-    """A running storescp, answered an echo before this yields; stopped on exit."""
-    folder.mkdir(parents=True, exist_ok=True)
-    with log.open("wb") as log_file:
-        process = subprocess.Popen(
-            ["storescp", "-aet", ae_title, "-od", str(folder), "-dhl", str(port)],
-            stdin=subprocess.DEVNULL,
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-        )
-    try:
-        deadline = time.monotonic() + 10
-        while echoscu(port, called=ae_title).returncode != 0:
-            assert process.poll() is None, log.read_text(encoding="utf-8", errors="replace")
-            assert time.monotonic() < deadline, "storescp did not answer an echo"
-            time.sleep(0.05)
-        yield Workstation(ae_title, port, folder)
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 @pytest.fixture(scope="module")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -14,7 +14,7 @@ from mri_pipeline.domain.routing import StudyToRoute, choose
 from tests.conftest import ROOT
 
 LONDON = ZoneInfo("Europe/London")
-FILE = ROOT / "worklist/radiologists.yaml"
+FILE = ROOT / "tests/data/radiologists.yaml"
 
 
 def committed() -> str:
@@ -97,3 +97,20 @@ def stat_ces(at: datetime) -> StudyToRoute:
 def test_stat_goes_to_whoever_the_rota_puts_on_call(moment: datetime, who: str | None) -> None:
     team = parse_radiologists(committed(), str(FILE)).on(moment.date(), LONDON)
     assert choose(stat_ces(moment), team, {}, moment).radiologist == who
+
+
+def test_the_demo_roster_has_an_on_call_neuro_radiologist_at_every_hour_of_the_week() -> None:
+    """STAT cauda equina studies go to the on-call neuro radiologist: there must be one."""
+    demo = ROOT / "worklist/radiologists.yaml"
+    table = parse_radiologists(demo.read_text(encoding="utf-8"), str(demo))
+    monday = datetime(2026, 3, 2, tzinfo=LONDON)
+    for hour in range(7 * 24):
+        moment = monday + timedelta(hours=hour, minutes=30)
+        on_call = [
+            r.key
+            for r in table.on(moment.date(), LONDON)
+            if "neuro" in r.subspecialties
+            and (shift := r.shift_at(moment)) is not None
+            and shift.on_call
+        ]
+        assert on_call, f"nobody on call for neuro at {moment:%a %H:%M}"

@@ -11,6 +11,7 @@ from mri_pipeline import __version__
 from mri_pipeline.api.routes import orders, procedures, reading, studies, worklist
 from mri_pipeline.domain.errors import DomainError
 from mri_pipeline.domain.lifecycle import IllegalTransition
+from mri_pipeline.orthanc import OrthancUnavailable, UnknownModality, UnknownResource
 from mri_pipeline.runtime import Runtime
 from mri_pipeline.services.examinations import UnknownExamination
 from mri_pipeline.services.orders import OrderRejected
@@ -56,6 +57,19 @@ def create_app(runtime: Runtime) -> FastAPI:
     @app.exception_handler(UnknownExamination)
     def unknown_examination(_request: Request, exc: UnknownExamination) -> JSONResponse:
         return JSONResponse(status_code=status.HTTP_404_NOT_FOUND, content={"detail": str(exc)})
+
+    @app.exception_handler(OrthancUnavailable)
+    def orthanc_unavailable(_request: Request, exc: OrthancUnavailable) -> JSONResponse:
+        log.warning("Orthanc unavailable: %s", exc)
+        return JSONResponse(
+            status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
+            content={"detail": f"the image store is not answering: {exc}"},
+        )
+
+    @app.exception_handler(UnknownModality)
+    @app.exception_handler(UnknownResource)
+    def orthanc_refused(_request: Request, exc: ValueError) -> JSONResponse:
+        return JSONResponse(status_code=status.HTTP_409_CONFLICT, content={"detail": str(exc)})
 
     @app.exception_handler(UnknownRadiologist)
     def unknown_radiologist(_request: Request, exc: UnknownRadiologist) -> JSONResponse:

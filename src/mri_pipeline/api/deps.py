@@ -1,4 +1,4 @@
-"""Request dependencies: the runtime and a database session per request."""
+"""Request dependencies: the runtime, a database session and an Orthanc client per request."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 from sqlalchemy.orm import Session
 
+from mri_pipeline.orthanc import OrthancClient
 from mri_pipeline.runtime import Runtime
 
 
@@ -25,3 +26,11 @@ def get_session(runtime: RuntimeDep) -> Iterator[Session]:
 
 
 SessionDep = Annotated[Session, Depends(get_session)]
+
+
+def get_orthanc(runtime: RuntimeDep) -> Iterator[OrthancClient]:
+    with runtime.orthanc_client() as client:
+        yield client
+
+
+OrthancDep = Annotated[OrthancClient, Depends(get_orthanc)]

@@ -19,7 +19,13 @@ from sqlalchemy import ColumnElement, exists, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from mri_pipeline.db.models import Assignment, ReceivedStudy, RequestedProcedure
+from mri_pipeline.db.models import (
+    Assignment,
+    RadiologistRow,
+    ReceivedStudy,
+    Report,
+    RequestedProcedure,
+)
 from mri_pipeline.domain.protocols import Catalogue, Priority
 from mri_pipeline.domain.reading import (
     IN_HAND,
@@ -127,19 +133,26 @@ class RoutingDesk:
         procedure = study.procedure
         if procedure is None or study.completed_at is None:
             return None
+        # Continuity: who reported the patient's latest prior with us.
         prior = session.scalar(
-            select(Assignment.radiologist_key)
-            .join(ReceivedStudy, ReceivedStudy.id == Assignment.study_pk)
+            select(Report.radiologist_key)
+            .join(ReceivedStudy, ReceivedStudy.id == Report.study_pk)
             .join(RequestedProcedure, RequestedProcedure.id == ReceivedStudy.procedure_pk)
             .where(
                 RequestedProcedure.patient_pk == procedure.patient_pk,
                 ReceivedStudy.id != study.id,
-                Assignment.radiologist_key.is_not(None),
             )
-            .order_by(Assignment.assigned_at.desc())
+            .order_by(Report.updated_at.desc())
             .limit(1)
         )
         return route_facts(self.catalogue, self.site, study, procedure, study.completed_at, prior)
+
+    @staticmethod
+    def _serialise(session: Session) -> None:
+        """Decisions that count work in hand take turns: the radiologists' rows are
+        locked, so two workers cannot both give someone the last place under their limit.
+        (SKIP LOCKED keeps them from deciding the same study; SQLite writes are serial.)"""
+        session.execute(select(RadiologistRow.key).with_for_update()).all()
 
     def _event(
         self,
@@ -168,6 +181,7 @@ class RoutingDesk:
         now = self.clock()
         try:
             with self.sessions.begin() as session:
+                self._serialise(session)
                 team = self.team(session, now)
                 loads = in_hand(session)
                 written = self._route_new(session, team, loads, now)
@@ -268,6 +282,7 @@ class RoutingDesk:
             )
             if not rows:
                 return []
+            self._serialise(session)
             team = self.team(session, now)
             loads = in_hand(session)
             for row in rows:

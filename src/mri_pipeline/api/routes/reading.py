@@ -8,13 +8,22 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, status
 from pydantic import BaseModel, ConfigDict, Field
 
-from mri_pipeline.api.deps import RuntimeDep, SessionDep
+from mri_pipeline.api.deps import OrthancDep, RuntimeDep, SessionDep
 from mri_pipeline.domain.reading import ReportStatus
+from mri_pipeline.orthanc import OrthancUnavailable
+from mri_pipeline.services import viewer
+from mri_pipeline.services.examinations import UnknownExamination
+from mri_pipeline.services.studies import find_study
 
 router = APIRouter(prefix="/api/reading-list", tags=["reading"])
+
+
+class UnknownDelivery(UnknownExamination):
+    """No such send of this study."""
+
 
 RadiologistKey = Annotated[str, Field(pattern=r"^[a-z][a-z0-9._-]{1,31}$")]
 
@@ -55,13 +64,71 @@ def get_reading_list(
     return runtime.reading_room().reading_list(session, radiologist)
 
 
+class SendIn(_In):
+    radiologist: RadiologistKey
+    ae_title: str | None = Field(default=None, min_length=1, max_length=16)
+
+
 @router.get("/{study_instance_uid}")
 def get_study_view(
-    study_instance_uid: str, session: SessionDep, runtime: RuntimeDep
+    study_instance_uid: str, session: SessionDep, runtime: RuntimeDep, orthanc: OrthancDep
 ) -> dict[str, Any]:
     """Order, indication and red flags, protocol, QC, assignment and its reason, report,
-    turnaround and the study's routing events."""
-    return runtime.reading_room().study_view(session, study_instance_uid)
+    turnaround, routing events, viewer links, deliveries and the patient's priors in
+    Orthanc (``priors`` is null with ``priors_error`` when Orthanc cannot be asked)."""
+    view = runtime.reading_room().study_view(session, study_instance_uid)
+    study = find_study(session, study_instance_uid)
+    settings = runtime.settings
+    view["viewer"] = viewer.viewer_links(
+        settings.orthanc_public_url or settings.resolved_orthanc_url(), study
+    )
+    view["deliveries"] = [viewer.delivery_view(d) for d in viewer.deliveries(session, study)]
+    try:
+        view["priors"] = viewer.priors(
+            session, orthanc, view["patient"]["patient_id"], study_instance_uid
+        )
+    except OrthancUnavailable as error:
+        view["priors"], view["priors_error"] = None, str(error)
+    return view
+
+
+@router.post("/{study_instance_uid}/send", status_code=status.HTTP_202_ACCEPTED)
+def post_send(
+    study_instance_uid: str,
+    body: SendIn,
+    session: SessionDep,
+    runtime: RuntimeDep,
+    orthanc: OrthancDep,
+) -> dict[str, Any]:
+    """Send to my workstation: Orthanc C-STOREs the study to the radiologist's AE (or
+    ``ae_title``, a workstation of the node table). Follow it at ``deliveries/{id}``."""
+    with session.begin():
+        study = find_study(session, study_instance_uid)
+        ae_title = viewer.workstation_for(
+            session, runtime.roster, runtime.nodes, body.radiologist, body.ae_title
+        )
+        delivery = viewer.send_to_workstation(
+            session, orthanc, study, body.radiologist, ae_title, runtime.clock()
+        )
+        session.flush()
+        return viewer.delivery_view(delivery)
+
+
+@router.get("/{study_instance_uid}/deliveries/{delivery_id}")
+def get_delivery(
+    study_instance_uid: str,
+    delivery_id: int,
+    session: SessionDep,
+    runtime: RuntimeDep,
+    orthanc: OrthancDep,
+) -> dict[str, Any]:
+    """How far a send has got: state sending, delivered or failed, and Orthanc's progress."""
+    with session.begin():
+        study = find_study(session, study_instance_uid)
+        delivery = next((d for d in viewer.deliveries(session, study) if d.id == delivery_id), None)
+        if delivery is None:
+            raise UnknownDelivery(f"no delivery {delivery_id} of {study_instance_uid}")
+        return viewer.delivery_view(viewer.refresh_delivery(orthanc, delivery, runtime.clock()))
 
 
 @router.post("/{study_instance_uid}/claim")
