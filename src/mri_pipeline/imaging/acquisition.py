@@ -73,8 +73,10 @@ _AX_T1 = _tse(10.0, 600.0, 3)
 _T1_FS = _tse(11.0, 600.0, 3, ("FS",))
 
 # Sagittal: 13 slices, 4 mm, 0.5 mm gap, from right to left (+x) through both
-# foramina; 300 mm field of view from T10 to S3. Axial: 20 contiguous 4 mm slices from
-# the L5-S1 disc up to the L3-L4 disc (the stack's middle halfway between them).
+# foramina; 300 mm field of view from T10 to S3. Axial: 37 slices, 4 mm with a 1 mm gap,
+# from the top of S1 up to the top of the T12-L1 disc (the stack's middle halfway
+# between the T12-L1 and L5-S1 discs): every level a protocol's ``axial_levels`` names
+# (T12-L1 to L5-S1 for stenosis), with a slice within 1.5 mm of every disc's middle.
 SAGITTAL = SliceStack.centred(
     orientation=SAGITTAL_ORIENTATION,
     centre=(0.0, 10.0, 0.0),
@@ -87,11 +89,11 @@ SAGITTAL = SliceStack.centred(
 )
 AXIAL = SliceStack.centred(
     orientation=AXIAL_ORIENTATION,
-    centre=(0.0, 20.0, -52.5),
+    centre=(0.0, 20.0, -1.5),
     matrix=(256, 256),
     pixel_spacing=(0.9375, 0.9375),
-    slices=20,
-    spacing=4.0,
+    slices=37,
+    spacing=5.0,
     thickness=4.0,
 )
 # The localizer: one sagittal slice on the midline, one coronal slice through the

@@ -6,9 +6,10 @@ import logging
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from mri_pipeline.db.models import PerformedStep, ScheduledStep, StepEvent
+from mri_pipeline.db.models import PerformedStep, ReceivedStudy, ScheduledStep, StepEvent
 from mri_pipeline.domain.lifecycle import StepEvent as LifecycleEvent
 from mri_pipeline.domain.lifecycle import next_status
 from mri_pipeline.domain.steps import StepStatus
@@ -46,6 +47,42 @@ def record_event(
     )
     session.add(event)
     return event
+
+
+def latest_step(session: Session, procedure_pk: int | None) -> ScheduledStep | None:
+    """The order's newest scheduled step (a replacement step supersedes the first)."""
+    if procedure_pk is None:
+        return None
+    return session.execute(
+        select(ScheduledStep)
+        .where(ScheduledStep.procedure_pk == procedure_pk)
+        .order_by(ScheduledStep.id.desc())
+        .limit(1)
+    ).scalar_one_or_none()
+
+
+def record_study_event(
+    session: Session,
+    study: ReceivedStudy,
+    *,
+    kind: str,
+    actor: str,
+    at: datetime,
+    reason: str | None,
+    details: dict[str, Any] | None = None,
+) -> StepEvent:
+    """An event of a received study, on its examination's timeline too; the reason is
+    clipped to its column."""
+    return record_event(
+        session,
+        kind=kind,
+        actor=actor,
+        at=at,
+        step=latest_step(session, study.procedure_pk),
+        study_instance_uid=study.study_instance_uid,
+        reason=reason[:256] if reason else None,
+        details=details,
+    )
 
 
 def apply_step_event(

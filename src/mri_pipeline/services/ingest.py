@@ -54,7 +54,7 @@ from mri_pipeline.orthanc.client import (
     OrthancClient,
     Resource,
 )
-from mri_pipeline.services.events import record_event
+from mri_pipeline.services.events import latest_step, record_event, record_study_event
 from mri_pipeline.services.polling import poll_until_stopped
 
 log = logging.getLogger(__name__)
@@ -500,15 +500,8 @@ class Ingest:
         at: datetime,
         details: dict[str, Any] | None = None,
     ) -> None:
-        record_event(
-            session,
-            kind=kind,
-            actor=ACTOR,
-            at=at,
-            step=latest_step(session, study.procedure_pk),
-            study_instance_uid=study.study_instance_uid,
-            reason=_clip(reason, 256),
-            details=details,
+        record_study_event(
+            session, study, kind=kind, actor=ACTOR, at=at, reason=reason, details=details
         )
 
     # -- the loop -------------------------------------------------------------------------
@@ -538,17 +531,6 @@ def _order_by(session: Session, column: Any, value: str | None) -> OrderFacts | 
         patient_id=patient.patient_id,
         patient_name=patient.name,
     )
-
-
-def latest_step(session: Session, procedure_pk: int | None) -> ScheduledStep | None:
-    if procedure_pk is None:
-        return None
-    return session.execute(
-        select(ScheduledStep)
-        .where(ScheduledStep.procedure_pk == procedure_pk)
-        .order_by(ScheduledStep.id.desc())
-        .limit(1)
-    ).scalar_one_or_none()
 
 
 def _performed_facts(session: Session, study: ReceivedStudy) -> list[PerformedFacts]:

@@ -35,8 +35,8 @@ from mri_pipeline.domain.reconciliation import Reconciliation
 from mri_pipeline.imaging.qc_measures import measure, thumbnail_png
 from mri_pipeline.imaging.series_images import load_series_bytes
 from mri_pipeline.orthanc.client import OrthancClient
-from mri_pipeline.services.events import record_event
-from mri_pipeline.services.ingest import StudyState, latest_step
+from mri_pipeline.services.events import record_study_event
+from mri_pipeline.services.ingest import StudyState
 from mri_pipeline.services.polling import poll_until_stopped
 
 log = logging.getLogger(__name__)
@@ -138,14 +138,13 @@ class QcWorker:
             series.qc_outcome = outcome.value
             series.thumbnail_png = thumbnail
             problems = [r.message for r in results if r.outcome is not Outcome.PASS]
-            record_event(
+            record_study_event(
                 session,
+                series.study,
                 kind=f"QC_SERIES_{outcome.value}",
                 actor=ACTOR,
                 at=now,
-                step=latest_step(session, series.study.procedure_pk),
-                study_instance_uid=series.study.study_instance_uid,
-                reason="; ".join(problems)[:256] or None,
+                reason="; ".join(problems) or None,
                 details={"series": series.series_description, "images": counted},
             )
         log.info(
@@ -200,14 +199,13 @@ class QcWorker:
         verdict = examination_verdict(results)
         study.qc_verdict = verdict.outcome.value
         study.qc_summary = verdict.summary[:512]
-        record_event(
+        record_study_event(
             session,
+            study,
             kind=f"QC_{verdict.outcome.value}",
             actor=ACTOR,
             at=now,
-            step=latest_step(session, study.procedure_pk),
-            study_instance_uid=study.study_instance_uid,
-            reason=verdict.summary[:256],
+            reason=verdict.summary,
         )
         log.info("qc verdict study_uid=%s %s", study.study_instance_uid, verdict.outcome.value)
 
@@ -244,14 +242,13 @@ def accept(session: Session, study: ReceivedStudy, *, by: str, reason: str, at: 
             "not FAILED: nothing to accept"
         )
     study.qc_verdict = ACCEPTED
-    record_event(
+    record_study_event(
         session,
+        study,
         kind="QC_ACCEPTED",
         actor=by,
         at=at,
-        step=latest_step(session, study.procedure_pk),
-        study_instance_uid=study.study_instance_uid,
-        reason=reason[:256],
+        reason=reason,
         details={"summary": study.qc_summary},
     )
     log.info("qc failure accepted study_uid=%s by=%s", study.study_instance_uid, by)

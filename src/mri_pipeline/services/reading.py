@@ -38,8 +38,7 @@ from mri_pipeline.domain.reading import (
     time_left,
 )
 from mri_pipeline.domain.routing import REPORT_TARGET, InHand, Radiologist, qualified, why_not
-from mri_pipeline.services.events import record_event
-from mri_pipeline.services.ingest import latest_step
+from mri_pipeline.services.events import record_study_event
 from mri_pipeline.services.radiologists import Roster, UnknownRadiologist
 from mri_pipeline.services.routing import give, in_hand, route_facts
 from mri_pipeline.services.studies import find_study
@@ -244,15 +243,8 @@ class ReadingRoom:
         reason: str,
         **details: object,
     ) -> None:
-        record_event(
-            session,
-            kind=kind,
-            actor=actor,
-            at=at,
-            step=latest_step(session, row.study.procedure_pk),
-            study_instance_uid=row.study.study_instance_uid,
-            reason=reason[:256],
-            details=dict(details),
+        record_study_event(
+            session, row.study, kind=kind, actor=actor, at=at, reason=reason, details=dict(details)
         )
 
     def claim(self, session: Session, study_instance_uid: str, by: str) -> Assignment:

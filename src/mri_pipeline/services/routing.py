@@ -42,8 +42,8 @@ from mri_pipeline.domain.routing import (
     escalation_due,
     queue_order,
 )
-from mri_pipeline.services.events import record_event
-from mri_pipeline.services.ingest import StudyState, latest_step
+from mri_pipeline.services.events import record_study_event
+from mri_pipeline.services.ingest import StudyState
 from mri_pipeline.services.polling import poll_until_stopped
 from mri_pipeline.services.qc import ROUTABLE
 from mri_pipeline.services.radiologists import Roster
@@ -163,15 +163,8 @@ class RoutingDesk:
         at: datetime,
         **details: object,
     ) -> None:
-        record_event(
-            session,
-            kind=kind,
-            actor=ACTOR,
-            at=at,
-            step=latest_step(session, study.procedure_pk),
-            study_instance_uid=study.study_instance_uid,
-            reason=reason[:256],
-            details=dict(details),
+        record_study_event(
+            session, study, kind=kind, actor=ACTOR, at=at, reason=reason, details=dict(details)
         )
 
     def route_pass(self) -> list[Assignment]:

@@ -14,8 +14,7 @@ from mri_pipeline.db.models import Assignment, Delivery, ReceivedStudy, Report
 from mri_pipeline.domain.nodes import NodeRole, NodeTable
 from mri_pipeline.domain.reading import ReadingRefused
 from mri_pipeline.orthanc import OrthancClient
-from mri_pipeline.services.events import record_event
-from mri_pipeline.services.ingest import latest_step
+from mri_pipeline.services.events import record_study_event
 from mri_pipeline.services.radiologists import Roster
 
 log = logging.getLogger(__name__)
@@ -138,13 +137,12 @@ def send_to_workstation(
         requested_at=at,
     )
     session.add(delivery)
-    record_event(
+    record_study_event(
         session,
+        study,
         kind="SENT_TO_WORKSTATION",
         actor=radiologist,
         at=at,
-        step=latest_step(session, study.procedure_pk),
-        study_instance_uid=study.study_instance_uid,
         reason=f"sent to {ae_title} (Orthanc job {job_id})",
         details={"ae_title": ae_title, "job_id": job_id},
     )
