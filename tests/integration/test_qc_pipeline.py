@@ -89,7 +89,7 @@ def test_a_missing_axial_slice_fails_the_examination_in_words(pipeline: Pipeline
     [axial] = [s for s in qc["series"] if s["series_description"] == "AX T2 TSE"]
     assert axial["outcome"] == "FAIL"
     messages = [r["message"] for r in axial["results"] if r["outcome"] == "FAIL"]
-    assert "AX T2 TSE: slice 7 of 20 missing (gap 8 mm)." in messages, messages
+    assert "AX T2 TSE: slice 7 of 37 missing (gap 10 mm)." in messages, messages
     assert "AX T2 TSE" in qc["summary"]
     others = [s for s in qc["series"] if s["series_description"] != "AX T2 TSE"]
     assert all(s["outcome"] == "PASS" for s in others)
@@ -134,7 +134,7 @@ def test_a_repeated_series_replaces_the_failed_one(pipeline: Pipeline) -> None:
         if s.description == "AX T2 TSE"
     ]
     [(_, images)] = restamp(repeat, item, station="MRI1", now=fixed_clock())
-    assert len(pipeline.console.store(images).stored) == 20
+    assert len(pipeline.console.store(images).stored) == 37
     pipeline.drain(lambda: len(pipeline.study_series(study_uid)) == 6)
     qc_until_verdict(pipeline)
 

@@ -130,7 +130,7 @@ def stat_cauda_equina_reaches_the_on_call_workstation(
     # weekends, Moreau on weekday nights), both at reading room 1.
     assert radiologist in ("rad.okafor", "rad.moreau"), assignment
     assert assignment["reason"].startswith("STAT Lumbar spine MRI - suspected cauda equina")
-    assert " → on-call neuro " in assignment["reason"]
+    assert " → on-call neuro" in assignment["reason"]
     assert view["qc"]["verdict"] in ("PASSED", "PASSED_WITH_WARNINGS")
     assert view["order"]["red_flags"][0]["code"] == "suspected-ces"
     assert [p["accession_number"] for p in view["priors"]] == [prior]

@@ -138,6 +138,8 @@ def test_every_series_of_the_clean_sample_studies_passes_every_check(
     case: str, description: str
 ) -> None:
     code = "LSP-INF" if description.endswith("+C") else "LSP-STD"
+    if description.endswith(" SIJ"):
+        code = "LSP-SPA"
     results = check(datasets(description, case), code, case)
     assert problems(results) == []
     checks = {r.check for r in results}
@@ -150,12 +152,13 @@ def test_every_series_of_the_clean_sample_studies_passes_every_check(
 
 
 def _examination(case: SampleCase, code: str, leave_out: str = "") -> list[CheckResult]:
-    """QC of a whole sample study as the MPPS completes it; the normal case's
-    post-contrast series are part of the examination only for a gadolinium protocol."""
+    """QC of a whole sample study as the MPPS completes it, made of the series the
+    protocol lists (the normal case also holds post-contrast and SI-joint series)."""
     results: list[CheckResult] = []
     received: list[str] = []
+    listed = {spec.description for spec in protocol(code).series}
     for series in case.series:
-        if series.description == leave_out or (series.contrast and not protocol(code).contrast):
+        if series.description == leave_out or series.description not in listed:
             continue
         measured = measure(load_series(list(_read(case.name, series.description))))
         spec = identify_series(measured, protocol(code))
@@ -211,7 +214,7 @@ def test_a_dropped_contrast_series_fails_a_gadolinium_examination() -> None:
 @pytest.mark.parametrize(
     ("description", "message"),
     [
-        ("AX T2 TSE", "AX T2 TSE: slice 7 of 20 missing (gap 8 mm)."),
+        ("AX T2 TSE", "AX T2 TSE: slice 7 of 37 missing (gap 10 mm)."),
         ("SAG STIR", "SAG STIR: slice 7 of 13 missing (gap 9 mm)."),
     ],
 )
@@ -223,16 +226,16 @@ def test_a_dropped_middle_slice_is_named_with_the_gap(description: str, message:
 def test_a_duplicated_slice_is_caught() -> None:
     instances = datasets("AX T2 TSE")
     twin = copy.deepcopy(instances[9])
-    twin.InstanceNumber = 21
+    twin.InstanceNumber = 38
     twin.SOPInstanceUID = pydicom.uid.generate_uid()
     assert problems(check([*instances, twin])) == [
         (
             Outcome.FAIL,
-            "AX T2 TSE: slices 10 and 11 of 21 are at the same position (duplicate slice).",
+            "AX T2 TSE: slices 10 and 11 of 38 are at the same position (duplicate slice).",
         ),
         (
             Outcome.WARN,
-            "AX T2 TSE: image 21 is out of order: it lies between images 10 and 11; viewers "
+            "AX T2 TSE: image 38 is out of order: it lies between images 10 and 11; viewers "
             "that sort by image number show it in the wrong place.",
         ),
     ]
@@ -265,9 +268,9 @@ def test_a_flipped_slice_is_caught() -> None:
         (
             Outcome.FAIL,
             "AX T2 TSE: image 7 is flipped (its orientation is reversed) compared with the "
-            "other 19 slices.",
+            "other 36 slices.",
         ),
-        (Outcome.FAIL, "AX T2 TSE: slice 7 of 20 missing (gap 8 mm)."),
+        (Outcome.FAIL, "AX T2 TSE: slice 7 of 37 missing (gap 10 mm)."),
     ]
 
 
@@ -286,7 +289,7 @@ def test_an_axial_series_whose_orientation_was_changed_to_sagittal_fails() -> No
         ds.ImageOrientationPatient = SAGITTAL_IOP
     assert problems(check(instances)) == [
         (Outcome.FAIL, "AX T2 TSE: the images are sagittal, but the series is described as axial."),
-        (Outcome.FAIL, "AX T2 TSE: all 20 slices are at the same position."),
+        (Outcome.FAIL, "AX T2 TSE: all 37 slices are at the same position."),
     ]
 
 
@@ -305,11 +308,11 @@ def test_a_sagittal_stack_moved_off_the_sacrum_fails_coverage() -> None:
 
 
 def test_an_axial_stack_too_short_for_the_named_levels_fails_coverage() -> None:
-    instances = [ds for ds in datasets("AX T2 TSE") if ds.InstanceNumber <= 16]
+    instances = [ds for ds in datasets("AX T2 TSE") if ds.InstanceNumber <= 13]
     assert problems(check(instances)) == [
         (
             Outcome.FAIL,
-            "AX T2 TSE: L3-L4 is not covered (11 mm above the highest slice); add slices or "
+            "AX T2 TSE: L3-L4 is not covered (12 mm above the highest slice); add slices or "
             "move the stack towards the head.",
         )
     ]
@@ -324,7 +327,7 @@ def test_a_constant_value_series_is_blank() -> None:
     assert problems(results) == [
         (
             Outcome.FAIL,
-            "AX T2 TSE: all 20 images are blank (every pixel 1000): no signal was recorded.",
+            "AX T2 TSE: all 37 images are blank (every pixel 1000): no signal was recorded.",
         )
     ]
     assert examination_verdict(results).outcome is ExamOutcome.FAILED
@@ -337,7 +340,7 @@ def test_a_blank_and_a_saturated_slice_are_caught() -> None:
         return stack
 
     integrity = of(check(with_pixels(datasets("AX T2 TSE"), change)), Check.INTEGRITY)
-    assert integrity[0] == (Outcome.FAIL, "AX T2 TSE: image 7 of 20 is blank (no signal).")
+    assert integrity[0] == (Outcome.FAIL, "AX T2 TSE: image 7 of 37 is blank (no signal).")
     assert integrity[1][0] is Outcome.FAIL
     assert integrity[1][1].startswith("AX T2 TSE: image 12 is saturated: ")
     assert integrity[1][1].endswith(
@@ -400,10 +403,10 @@ def test_a_truncated_file_is_unreadable_and_leaves_a_gap() -> None:
     files = list(_files("normal", "AX T2 TSE"))
     files[6] = files[6][: len(files[6]) // 2]
     assert problems(check(load_series_bytes(files))) == [
-        (Outcome.FAIL, "AX T2 TSE: slice 7 of 20 missing (gap 8 mm)."),
+        (Outcome.FAIL, "AX T2 TSE: slice 7 of 37 missing (gap 10 mm)."),
         (
             Outcome.FAIL,
-            "AX T2 TSE: a file could not be read (file 7 of 20: the file is incomplete "
+            "AX T2 TSE: a file could not be read (file 7 of 37: the file is incomplete "
             "(truncated)); send the series again.",
         ),
     ]

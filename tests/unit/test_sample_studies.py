@@ -37,7 +37,7 @@ from mri_pipeline.imaging.sample_studies import (
 ROOT = Path(__file__).resolve().parents[2]
 COMMITTED = ROOT / "sample_studies"
 CATALOGUE_FILE = ROOT / "worklist/protocols.yaml"
-MAX_BYTES = 20_000_000
+MAX_BYTES = 23_500_000  # axials T12-L1 to S1 and the SI-joint series need 23 MB
 MR_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.4"
 VERTEBRAL_BODY = (Tissue.MARROW, Tissue.CORTEX, Tissue.OEDEMA, Tissue.FRACTURE_LINE)
 
@@ -210,7 +210,7 @@ def test_the_manifest_lists_every_file_with_its_hash(
     assert json.loads((sample_dir / MANIFEST_NAME).read_text())["generator"] == manifest.generator
 
 
-def test_everything_written_fits_in_20_mb(sample_dir: Path) -> None:
+def test_everything_written_fits_in_23_5_mb(sample_dir: Path) -> None:
     total = sum(path.stat().st_size for path in sample_dir.rglob("*") if path.is_file())
     assert total <= MAX_BYTES, f"{total / 1e6:.1f} MB"
 
@@ -251,18 +251,20 @@ def test_manifest_api(sample_dir: Path, manifest: SampleManifest) -> None:
 # The protocol and the DICOM attributes -------------------------------------------------
 
 
-def test_every_study_runs_lsp_std_and_the_normal_one_adds_the_contrast_series(
+def test_every_study_runs_lsp_std_and_the_normal_one_adds_si_joint_and_contrast_series(
     manifest: SampleManifest,
 ) -> None:
     catalogue = parse_catalogue(CATALOGUE_FILE.read_text(encoding="utf-8"), str(CATALOGUE_FILE))
     standard = [spec.description for spec in catalogue.protocol("LSP-STD").series]
+    si_joints = [spec.description for spec in catalogue.protocol("LSP-SPA").series]
     with_gadolinium = [spec.description for spec in catalogue.protocol("LSP-INF").series]
+    normal_extra = ["COR-OBL T1 TSE SIJ", "COR-OBL STIR SIJ", "SAG T1 FS +C", "AX T1 FS +C"]
     for case in manifest.cases:
         descriptions = [series.description for series in case.series]
         assert descriptions[: len(standard)] == standard
         extra = descriptions[len(standard) :]
-        assert extra == (["SAG T1 FS +C", "AX T1 FS +C"] if case.name == "normal" else [])
-        assert set(extra) <= set(with_gadolinium)
+        assert extra == (normal_extra if case.name == "normal" else [])
+        assert set(extra) <= set(si_joints) | set(with_gadolinium)
         assert [series.contrast for series in case.series] == [
             d.endswith("+C") for d in descriptions
         ]
@@ -384,20 +386,51 @@ def test_sagittal_series_run_left_ward_through_both_foramina_from_above_l1_to_be
         assert {"T12", "L1", "L3", "L5", "S1", "L5-S1"} <= set(series.levels_covered)
 
 
-def test_axial_stacks_cover_the_l3_l4_to_l5_s1_discs(
+def test_axial_stacks_cover_every_disc_a_protocol_names_from_t12_l1_to_l5_s1(
     sample_dir: Path, manifest: SampleManifest
 ) -> None:
+    catalogue = parse_catalogue(CATALOGUE_FILE.read_text(encoding="utf-8"), str(CATALOGUE_FILE))
+    named = {
+        level
+        for code in catalogue.protocol_codes
+        for level in catalogue.protocol(code).axial_level_names
+    }
+    discs = ("T12-L1", "L1-L2", "L2-L3", "L3-L4", "L4-L5", "L5-S1")
+    assert named <= set(discs)
     for case, series in all_series(manifest):
         if series.plane is not Plane.AXIAL:
             continue
         images = datasets(sample_dir, case.name, series.description)
         assert floats(images[0].ImageOrientationPatient) == (1, 0, 0, 0, 1, 0)
-        assert (len(images), series.rows, series.columns) == (20, 256, 256)
+        assert (len(images), series.rows, series.columns) == (37, 256, 256)
+        assert (float(images[0].SliceThickness), series.spacing_between_slices) == (4, 5)
         zs = [vec3(ds.ImagePositionPatient)[2] for ds in images]
         half = float(images[0].SliceThickness) / 2
-        for disc in ("L3-L4", "L4-L5", "L5-S1"):
-            assert min(zs) - half <= case.level(disc).z_center <= max(zs) + half, disc
+        for disc in discs:
+            middle = case.level(disc).z_center
+            assert min(zs) - half <= middle <= max(zs) + half, disc
+            assert min(abs(z - middle) for z in zs) <= 1.5, disc  # a slice through the disc
             assert disc in series.levels_covered
+
+
+def test_the_si_joint_series_are_semicoronal_through_the_sacrum(
+    sample_dir: Path, manifest: SampleManifest
+) -> None:
+    normal = manifest.case("normal")
+    for description in ("COR-OBL T1 TSE SIJ", "COR-OBL STIR SIJ"):
+        series = normal.series_by_description(description)
+        assert series is not None and series.plane is Plane.CORONAL
+        images = datasets(sample_dir, "normal", description)
+        (stack,) = stacks_of(images)
+        assert stack.row_direction == (1, 0, 0)
+        tilt = math.degrees(math.acos(abs(stack.normal[1])))
+        assert 20 <= tilt <= 30  # back from coronal, along the sacrum
+        assert stack.column_direction[1] > 0  # the feet end of the image lies further back
+        middle = labels(sample_dir, "normal", description)[len(images) // 2]
+        z = pixel_coordinate(stack, 2)[len(images) // 2]
+        below_s1 = normal.level("S1").z_inferior
+        sacral_marrow = (middle == Tissue.MARROW) & (z < below_s1) & (z > below_s1 - 40)
+        assert sacral_marrow.sum() * stack.pixel_spacing[0] * stack.pixel_spacing[1] > 500
 
 
 # Contrast, pathology and noise, measured on the pixels --------------------------------

@@ -2,8 +2,9 @@
 
 The sample studies hold the series of the standard protocol for a few cases; a protocol
 asking for a series the samples lack gets the closest one (same plane, same weighting,
-same fat suppression and contrast when possible), re-labelled with the description the
-protocol asks for.
+same contrast and fat suppression when possible, in that order), re-labelled with the
+description the protocol asks for. The plane comes first because image QC fails images
+in another plane than described, but only warns about another weighting.
 """
 
 from __future__ import annotations
@@ -60,8 +61,8 @@ def closest_sample(wanted: str, available: Iterable[str]) -> str | None:
     def score(description: str) -> int:
         traits = _traits(description)
         return (
-            4 * (traits.weighting == target.weighting)
-            + 3 * (traits.plane == target.plane)
+            4 * (traits.plane == target.plane)
+            + 3 * (traits.weighting == target.weighting)
             + 2 * (traits.contrast == target.contrast)
             + (traits.fat_suppressed == target.fat_suppressed)
         )

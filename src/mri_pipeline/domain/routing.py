@@ -193,7 +193,7 @@ def choose(
     chosen = min(eligible, key=rank)
     load = in_hand.get(chosen.key, InHand())
     role = "on-call" if study.priority is Priority.STAT else "on shift"
-    speciality = "/".join(sorted(chosen.subspecialties & set(study.subspecialties)))
+    speciality = "/".join(s for s in study.subspecialties if s in chosen.subspecialties)
     parts = [f"{what} → {role} {speciality + ' ' if speciality else ''}{chosen.name}"]
     parts.append(_studies(load.studies))
     if chosen.key == study.prior_reporter:

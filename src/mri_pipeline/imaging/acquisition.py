@@ -6,6 +6,7 @@ Series descriptions are those of DOMAIN.md A.1; the standard study is protocol L
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 
@@ -96,6 +97,20 @@ AXIAL = SliceStack.centred(
     spacing=5.0,
     thickness=4.0,
 )
+# Semicoronal, for the SI joints (LSP-SPA): parallel to the back of the sacrum at S2, which
+# the phantom tilts about 25° from the coronal plane; 13 slices, 4 mm, 0.5 mm gap, from
+# the front of the sacral bodies to the sacral arches. 384 mm across, wider than the
+# pelvis, so that background on both sides gives the noise.
+_SACRAL_TILT = math.radians(25.0)
+SEMICORONAL = SliceStack.centred(
+    orientation=((1.0, 0.0, 0.0), (0.0, math.sin(_SACRAL_TILT), -math.cos(_SACRAL_TILT))),
+    centre=(0.0, 46.0, -129.0),
+    matrix=(256, 256),
+    pixel_spacing=(1.5, 1.5),
+    slices=13,
+    spacing=4.5,
+    thickness=4.0,
+)
 # The localizer: one sagittal slice on the midline, one coronal slice through the
 # vertebral bodies and one axial slice through L3, each 10 mm thick over 400 mm.
 _LOCALIZER_STACKS = tuple(
@@ -163,10 +178,32 @@ def series_plan(case: PhantomCase | str) -> list[SeriesPlan]:
         ),
     ]
     if PhantomCase(case) is PhantomCase.NORMAL:
-        # Gadolinium as for a WO+W protocol (LSP-INF, LSP-TUM, LSP-POSTOP).
+        # The semicoronal SI-joint series of LSP-SPA, then gadolinium as for a WO+W
+        # protocol (LSP-INF, LSP-TUM, LSP-POSTOP).
+        sij = (SEMICORONAL,)
         plan += [
             SeriesPlan(
                 7,
+                "COR-OBL T1 TSE SIJ",
+                Plane.CORONAL,
+                Weighting.T1,
+                sij,
+                _T1,
+                snr=30,
+                minutes_after_start=21,
+            ),
+            SeriesPlan(
+                8,
+                "COR-OBL STIR SIJ",
+                Plane.CORONAL,
+                Weighting.STIR,
+                sij,
+                _STIR,
+                snr=22,
+                minutes_after_start=25,
+            ),
+            SeriesPlan(
+                9,
                 "SAG T1 FS +C",
                 Plane.SAGITTAL,
                 Weighting.T1_FS_GD,
@@ -174,10 +211,10 @@ def series_plan(case: PhantomCase | str) -> list[SeriesPlan]:
                 _T1_FS,
                 snr=24,
                 contrast=True,
-                minutes_after_start=25,
+                minutes_after_start=33,
             ),
             SeriesPlan(
-                8,
+                10,
                 "AX T1 FS +C",
                 Plane.AXIAL,
                 Weighting.T1_FS_GD,
@@ -185,7 +222,7 @@ def series_plan(case: PhantomCase | str) -> list[SeriesPlan]:
                 _T1_FS,
                 snr=24,
                 contrast=True,
-                minutes_after_start=29,
+                minutes_after_start=37,
             ),
         ]
     return plan

@@ -113,11 +113,15 @@ class SliceStack:
 
     @property
     def spacing_between_slices(self) -> float | None:
-        """Centre-to-centre distance of neighbouring slices; ``None`` for a single slice."""
+        """Centre-to-centre distance of neighbouring slices; ``None`` for a single slice.
+
+        Rounded to the nanometre: an oblique stack's positions carry float error that
+        would otherwise turn a planned 4.5 mm into 4.4999999999999964.
+        """
         if len(self.positions) < 2:
             return None
         step = add(self.positions[1], scale(self.positions[0], -1.0))
-        return float(dot(step, step) ** 0.5)
+        return round(float(dot(step, step) ** 0.5), 6)
 
     def slice_location(self, index: int) -> float:
         """Slice Location as many consoles write it: the position along the normal."""

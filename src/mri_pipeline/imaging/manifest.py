@@ -17,6 +17,7 @@ MANIFEST_NAME = "manifest.json"
 
 class Plane(StrEnum):
     SAGITTAL = "SAG"
+    CORONAL = "COR"  # also semicoronal (tilted) stacks
     AXIAL = "AX"
     THREE_PLANE = "3PL"  # a localizer: one sagittal, one coronal and one axial slice
 

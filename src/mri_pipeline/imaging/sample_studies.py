@@ -1,7 +1,10 @@
 """Deterministic synthetic lumbar spine MR studies for demos, tests and the simulator.
 
-One study per phantom case, its series those of protocol LSP-STD (DOMAIN.md A.2), plus
-the post-gadolinium ``SAG T1 FS +C`` and ``AX T1 FS +C`` for the normal case. Files are
+One study per phantom case, its series those of protocol LSP-STD (DOMAIN.md A.2), the
+axials long enough for every protocol's ``axial_levels`` (T12-L1 to L5-S1); the normal
+case adds the semicoronal ``COR-OBL T1 TSE SIJ`` and ``COR-OBL STIR SIJ`` of LSP-SPA and
+the post-gadolinium ``SAG T1 FS +C`` and ``AX T1 FS +C``, so that the simulated console
+has a series in the right plane for every protocol. Files are
 MR Image Storage in Deflated Explicit VR Little Endian, laid out as
 ``<case>/<NN>_<series slug>/<instance>.dcm`` next to ``manifest.json``. Running the
 generator twice gives byte-identical files.
@@ -68,7 +71,9 @@ _DESCRIPTIONS = {
     PhantomCase.NORMAL: (
         "Normal lumbar spine: normal alignment, vertebral body heights, marrow signal and "
         "disc hydration; conus ends at L1-L2; no canal or foraminal narrowing. Includes "
-        "post-gadolinium fat-suppressed T1 (mild disc margin and epidural venous enhancement)."
+        "semicoronal T1 and STIR through the sacrum (normal marrow; the phantom has no iliac "
+        "bones, hence no SI joints) and post-gadolinium fat-suppressed T1 (mild disc margin "
+        "and epidural venous enhancement)."
     ),
     PhantomCase.HERNIATION_L4_L5: (
         "Left paracentral L4-L5 disc extrusion migrating caudally behind L5, effacing the "
