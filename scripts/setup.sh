@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Prepare this machine for running and testing the project: Debian packages
-# (Orthanc, its DICOMweb and web viewer plugins, DCMTK) when missing, then the virtualenv.
+# (Orthanc, its DICOMweb and web viewer plugins, DCMTK, Chromium and chromedriver for the
+# browser tests) when missing, then the virtualenv.
 # Idempotent: a second run installs nothing that is already there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-debian_packages=(orthanc orthanc-dicomweb orthanc-webviewer dcmtk)
+debian_packages=(orthanc orthanc-dicomweb orthanc-webviewer dcmtk chromium chromium-driver)
 missing=()
 for pkg in "${debian_packages[@]}"; do
     if ! dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed"; then

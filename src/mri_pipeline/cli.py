@@ -20,13 +20,14 @@ from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
+from mri_pipeline.cli_users import user_app
 from mri_pipeline.config import Settings, get_settings
 from mri_pipeline.dicom.server import DicomServerConfig, start_dicom_server
 from mri_pipeline.domain.errors import DomainError
 from mri_pipeline.domain.yaml_source import SourceError
 from mri_pipeline.orthanc import OrthancProcess, OrthancStartError
 from mri_pipeline.runtime import Runtime, build_runtime
-from mri_pipeline.services.demo import load_demo_orders
+from mri_pipeline.services.demo import ensure_demo_logins, load_demo_orders
 from mri_pipeline.services.ingest import read_cursor, study_counts
 from mri_pipeline.services.orders import OrderRejected, OrderRequest, PatientIn, create_order
 from mri_pipeline.services.worklist import steps_of_day
@@ -49,6 +50,7 @@ scanner_app = typer.Typer(help="A simulated scanner console.", no_args_is_help=T
 app.add_typer(scanner_app, name="scanner")
 samples_app = typer.Typer(help="Synthetic lumbar spine sample studies.", no_args_is_help=True)
 app.add_typer(samples_app, name="samples")
+app.add_typer(user_app, name="user")
 
 console = Console()
 err = Console(stderr=True)
@@ -493,6 +495,12 @@ def up(
             f"demo: booked {len(booked)} referrals for today"
             if booked
             else "demo: today's referrals already booked"
+        )
+        logins_file = settings.var_dir / "demo-logins.json"
+        with runtime.sessions.begin() as session:
+            logins = ensure_demo_logins(session, logins_file, runtime.clock())
+        console.print(
+            f"demo: logins {', '.join(logins)} (passwords in {logins_file})", highlight=False
         )
     orthanc = _start_orthanc(runtime) if settings.orthanc_enabled else None
     config = _dicom_config(settings, None, None, None, allow_any_ae)

@@ -37,6 +37,9 @@ class Settings(BaseSettings):
         default=False, description="answer 0106 to N-SET attributes not created at N-CREATE"
     )
 
+    cookie_secure: bool = Field(
+        default=False, description="send the login cookie over HTTPS only (behind TLS)"
+    )
     api_host: str = "127.0.0.1"
     api_port: int = 8000
 

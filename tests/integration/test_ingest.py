@@ -7,13 +7,11 @@ from io import BytesIO
 from pathlib import Path
 
 import httpx
-from fastapi.testclient import TestClient
 from pydicom import dcmread
 from pydicom.dataset import Dataset
 from pynetdicom import AE
 from sqlalchemy import func, select, update
 
-from mri_pipeline.api.app import create_app
 from mri_pipeline.db.models import (
     IngestCursor,
     ReceivedInstance,
@@ -25,6 +23,7 @@ from mri_pipeline.dicom.console_messages import MR_IMAGE_STORAGE
 from mri_pipeline.dicom.scanner import PlannedSeries, perform, restamp
 from mri_pipeline.services.ingest import CURSOR_NAME
 from tests.conftest import ROOT, fixed_clock
+from tests.integration.api_tools import api_client
 from tests.integration.orthanc_tools import (
     NEEDS_ORTHANC,
     Patient,
@@ -106,7 +105,7 @@ def test_examination_is_ready_for_reading_once_mpps_completed_and_all_images_sto
         "STUDY_READY_FOR_READING",
     ]
 
-    with TestClient(create_app(pipeline.runtime)) as api:
+    with api_client(pipeline.runtime) as api:
         shown = api.get(f"/api/studies/{study.study_instance_uid}").json()
         assert shown["state"] == "ready_for_reading"
         assert shown["accession_number"] == accession
@@ -190,7 +189,7 @@ def test_a_study_without_an_order_goes_to_the_unmatched_queue(
     assert study.procedure_pk is None
     assert study.state == "receiving"
     assert events(pipeline, study.study_instance_uid) == ["STUDY_UNMATCHED"]
-    with TestClient(create_app(pipeline.runtime)) as api:
+    with api_client(pipeline.runtime) as api:
         queue = api.get("/api/reconciliation").json()["studies"]
     assert [(q["accession_number"], q["reconciliation"]) for q in queue] == [
         ("NOSUCH1", "unmatched")

@@ -16,7 +16,6 @@ from pydicom.uid import generate_uid
 from pynetdicom import AE
 from pynetdicom.sop_class import ModalityPerformedProcedureStep, ModalityWorklistInformationFind
 
-from mri_pipeline.api.app import create_app
 from mri_pipeline.dicom.console_messages import (
     PerformedSeries,
     mpps_final,
@@ -27,6 +26,7 @@ from mri_pipeline.dicom.mpps import MppsHandlers
 from mri_pipeline.dicom.server import DicomServerConfig, start_dicom_server
 from mri_pipeline.runtime import Runtime
 from tests.conftest import fixed_clock, free_port
+from tests.integration.api_tools import api_client
 from tests.integration.dbtools import restart_postgresql
 from tests.integration.test_mwl_scp import book
 
@@ -43,7 +43,7 @@ def server(runtime: Runtime) -> Iterator[int]:
 
 @pytest.fixture
 def api(runtime: Runtime) -> Iterator[TestClient]:
-    with TestClient(create_app(runtime)) as client:
+    with api_client(runtime) as client:
         yield client
 
 

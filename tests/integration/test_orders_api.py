@@ -9,14 +9,14 @@ import pytest
 from fastapi.testclient import TestClient
 from pydicom.dataset import Dataset
 
-from mri_pipeline.api.app import create_app
 from mri_pipeline.db.models import ScheduledStep
 from mri_pipeline.runtime import Runtime
+from tests.integration.api_tools import api_client
 
 
 @pytest.fixture
 def client(runtime: Runtime) -> Iterator[TestClient]:
-    with TestClient(create_app(runtime)) as test_client:
+    with api_client(runtime) as test_client:
         yield test_client
 
 

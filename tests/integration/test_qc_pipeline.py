@@ -4,15 +4,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from fastapi.testclient import TestClient
 from pydicom.dataset import Dataset
+from sqlalchemy import select
 
-from mri_pipeline.api.app import create_app
+from mri_pipeline.db.models import StepEvent
 from mri_pipeline.dicom.exam_card import exam_card
 from mri_pipeline.dicom.scanner import PlannedSeries, perform, restamp
+from mri_pipeline.domain.access import Role
 from mri_pipeline.imaging.sample_studies import load_manifest
 from mri_pipeline.services.qc import QcWorker, ready_for_routing
 from tests.conftest import ROOT, fixed_clock
+from tests.integration.api_tools import api_client
 from tests.integration.orthanc_tools import Pipeline
 from tests.integration.test_ingest import item_for
 from tests.integration.test_mwl_scp import book
@@ -61,7 +63,7 @@ def qc_until_verdict(pipeline: Pipeline) -> None:
 def test_clean_examination_passes_qc_with_a_thumbnail_per_series(pipeline: Pipeline) -> None:
     study_uid = str(examine(pipeline, "QC1").StudyInstanceUID)
     qc_until_verdict(pipeline)
-    with TestClient(create_app(pipeline.runtime)) as api:
+    with api_client(pipeline.runtime) as api:
         qc = api.get(f"/api/studies/{study_uid}/qc").json()
         assert qc["verdict"] == "PASSED", qc
         assert [s["series_description"] for s in qc["series"]] == [
@@ -83,7 +85,7 @@ def test_clean_examination_passes_qc_with_a_thumbnail_per_series(pipeline: Pipel
 def test_a_missing_axial_slice_fails_the_examination_in_words(pipeline: Pipeline) -> None:
     study_uid = str(examine(pipeline, "QC2", drop_ax_slice=7).StudyInstanceUID)
     qc_until_verdict(pipeline)
-    with TestClient(create_app(pipeline.runtime)) as api:
+    with api_client(pipeline.runtime) as api:
         qc = api.get(f"/api/studies/{study_uid}/qc").json()
     assert qc["verdict"] == "FAILED"
     [axial] = [s for s in qc["series"] if s["series_description"] == "AX T2 TSE"]
@@ -104,10 +106,15 @@ def test_a_failed_examination_is_held_until_a_radiographer_accepts_it(pipeline: 
     study_uid = str(examine(pipeline, "QC3", drop_ax_slice=7).StudyInstanceUID)
     qc_until_verdict(pipeline)
     assert routable(pipeline) == []
-    with TestClient(create_app(pipeline.runtime)) as api:
+    with api_client(pipeline.runtime, Role.RADIOLOGIST, "rad.okafor") as radiologist:
+        refused = radiologist.post(
+            f"/api/studies/{study_uid}/qc/accept", json={"reason": "looks fine to me"}
+        )
+        assert refused.status_code == 403  # accepting a failed examination is the radiographer's
+    with api_client(pipeline.runtime, Role.RADIOGRAPHER) as api:
         accepted = api.post(
             f"/api/studies/{study_uid}/qc/accept",
-            json={"by": "rad.jones", "reason": "gap outside the levels of interest"},
+            json={"reason": "gap outside the levels of interest"},
         )
         assert accepted.status_code == 200, accepted.text
         assert accepted.json()["verdict"] == "ACCEPTED"
@@ -117,6 +124,9 @@ def test_a_failed_examination_is_held_until_a_radiographer_accepts_it(pipeline: 
         assert api.post(f"/api/studies/{study_uid}/qc/accept", json={}).status_code == 422
         kinds = [e["kind"] for e in api.get(f"/api/studies/{study_uid}").json()["events"]]
     assert kinds[-2:] == ["QC_FAILED", "QC_ACCEPTED"]
+    with pipeline.runtime.sessions() as session:
+        accepted_by = session.scalar(select(StepEvent.actor).where(StepEvent.kind == "QC_ACCEPTED"))
+    assert accepted_by is not None and accepted_by.startswith("radiographer-")
     assert routable(pipeline) == [study_uid]
 
 
@@ -138,7 +148,7 @@ def test_a_repeated_series_replaces_the_failed_one(pipeline: Pipeline) -> None:
     pipeline.drain(lambda: len(pipeline.study_series(study_uid)) == 6)
     qc_until_verdict(pipeline)
 
-    with TestClient(create_app(pipeline.runtime)) as api:
+    with api_client(pipeline.runtime) as api:
         qc = api.get(f"/api/studies/{study_uid}/qc").json()
     assert qc["verdict"] == "PASSED", qc["summary"]
     axials = [s for s in qc["series"] if s["series_description"] == "AX T2 TSE"]

@@ -1,28 +1,38 @@
-"""``/api/reading-list`` over HTTP: the answers, and a clear refusal for every bad request.
+"""``/api/reading-list`` over HTTP, logged in: the answers, what each role may do, and a
+clear refusal for every bad request.
 
 Orthanc is not running here (the port is closed): the study view still answers, saying
 it could not ask for priors, and sending answers 503."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack
 
 import pytest
 from fastapi.testclient import TestClient
 
-from mri_pipeline.api.app import create_app
+from mri_pipeline.domain.access import Role
 from mri_pipeline.runtime import Runtime
 from tests.conftest import free_port
+from tests.integration.api_tools import api_client
 from tests.integration.test_reading_room import MONDAY, SUNDAY, Clock, at, uid_of
 from tests.integration.test_routing_assignment import ready_study
 
+Login = Callable[..., TestClient]
+
 
 @pytest.fixture
-def client(runtime: Runtime) -> Iterator[TestClient]:
+def login(runtime: Runtime) -> Iterator[Login]:
+    """``login(Role.RADIOLOGIST, "rad.okafor")``: a client logged in as a new such user."""
     runtime.settings.orthanc_url = f"http://127.0.0.1:{free_port()}"  # nothing listens
     runtime.settings.orthanc_username, runtime.settings.orthanc_password = "u", "p"
-    with TestClient(create_app(runtime)) as test_client:
-        yield test_client
+    with ExitStack() as clients:
+
+        def as_user(role: Role = Role.ADMIN, radiologist: str | None = None) -> TestClient:
+            return clients.enter_context(api_client(runtime, role, radiologist))
+
+        yield as_user
 
 
 def routed(runtime: Runtime, clock: Clock, *cases: tuple[str, str]) -> list[str]:
@@ -32,22 +42,21 @@ def routed(runtime: Runtime, clock: Clock, *cases: tuple[str, str]) -> list[str]
     return uids
 
 
-def test_the_reading_list_and_a_whole_reading(runtime: Runtime, client: TestClient) -> None:
+def test_the_reading_list_and_a_whole_reading(runtime: Runtime, login: Login) -> None:
     clock = Clock(at(SUNDAY, "10:00"))
     stat, routine = routed(runtime, clock, ("A1", "suspected-ces"), ("A2", "radiculopathy"))
-    listed = client.get("/api/reading-list", params={"radiologist": "rad.okafor"})
+    client = login(Role.RADIOLOGIST, "rad.okafor")
+    listed = client.get("/api/reading-list")
     assert listed.status_code == 200
     body = listed.json()
     assert [s["study_instance_uid"] for s in body["studies"]] == [stat, routine]
     assert body["studies"][0]["time_left"] == "1 h 0 min left"
     assert body["next_unassigned"] is None
 
-    out_of_order = client.post(
-        f"/api/reading-list/{routine}/claim", json={"radiologist": "rad.okafor"}
-    )
+    out_of_order = client.post(f"/api/reading-list/{routine}/claim", json={})
     assert out_of_order.status_code == 409
     assert "it is ahead in your list" in out_of_order.json()["detail"]
-    claimed = client.post(f"/api/reading-list/{stat}/claim", json={"radiologist": "rad.okafor"})
+    claimed = client.post(f"/api/reading-list/{stat}/claim", json={})
     assert claimed.status_code == 200
     assert claimed.json()["assignment"]["state"] == "claimed"
 
@@ -57,13 +66,13 @@ def test_the_reading_list_and_a_whole_reading(runtime: Runtime, client: TestClie
     assert view["viewer"]["dicomweb_study"].endswith(f"/dicom-web/studies/{stat}")
     assert view["assignment"]["reason"].startswith("STAT")
 
-    sent = client.post(f"/api/reading-list/{stat}/send", json={"radiologist": "rad.okafor"})
+    sent = client.post(f"/api/reading-list/{stat}/send", json={})
     assert sent.status_code == 503
     assert "image store is not answering" in sent.json()["detail"]
 
     final = client.post(
         f"/api/reading-list/{stat}/report",
-        json={"radiologist": "rad.okafor", "status": "final", "impression": "Normal."},
+        json={"status": "final", "impression": "Normal."},
     )
     assert final.status_code == 200
     assert final.json()["report"]["status"] == "final"
@@ -71,30 +80,39 @@ def test_the_reading_list_and_a_whole_reading(runtime: Runtime, client: TestClie
 
 
 def test_an_administrator_reassigns_and_a_radiologist_releases(
-    runtime: Runtime, client: TestClient
+    runtime: Runtime, login: Login
 ) -> None:
     clock = Clock(at(MONDAY, "10:00"))
     (study,) = routed(runtime, clock, ("B1", "infection"))
-    holder = client.get(f"/api/reading-list/{study}").json()["assignment"]["radiologist"]
+    admin = login(Role.ADMIN)
+    holder = admin.get(f"/api/reading-list/{study}").json()["assignment"]["radiologist"]
     other = "rad.okafor" if holder == "rad.lindqvist" else "rad.lindqvist"
-    refused = client.post(
+    as_holder = login(Role.RADIOLOGIST, holder)
+    not_admin = as_holder.post(
+        f"/api/reading-list/{study}/reassign", json={"to": other, "reason": "swap"}
+    )
+    assert not_admin.status_code == 403
+    refused = admin.post(
         f"/api/reading-list/{study}/reassign",
-        json={"to": "rad.brennan", "by": "admin", "reason": "cover"},
+        json={"to": "rad.brennan", "reason": "cover"},
     )
     assert refused.status_code == 409
     assert (
         "does not report contrast studies" in refused.json()["detail"]
         or "not neuro" in (refused.json()["detail"])
     )
-    moved = client.post(
+    moved = admin.post(
         f"/api/reading-list/{study}/reassign",
-        json={"to": other, "by": "admin", "reason": "cover"},
+        json={"to": other, "reason": "cover"},
     )
     assert moved.status_code == 200
     assert moved.json()["assignment"]["radiologist"] == other
-    released = client.post(
-        f"/api/reading-list/{study}/release",
-        json={"radiologist": other, "reason": "off sick"},
+    assert moved.json()["events"][-1]["actor"].startswith("admin-")
+    # The admin may look at the new holder's list, but reads and reports as nobody.
+    assert admin.get("/api/reading-list", params={"radiologist": other}).status_code == 200
+    assert admin.post(f"/api/reading-list/{study}/claim", json={}).status_code == 403
+    released = login(Role.RADIOLOGIST, other).post(
+        f"/api/reading-list/{study}/release", json={"reason": "off sick"}
     )
     assert released.status_code == 200
     assert released.json()["assignment"]["state"] == "unassigned"
@@ -105,13 +123,11 @@ def test_an_administrator_reassigns_and_a_radiologist_releases(
 @pytest.mark.parametrize(
     ("method", "path", "body", "status", "says"),
     [
-        ("get", "/api/reading-list", None, 422, "radiologist"),
         ("get", "/api/reading-list?radiologist=Robert'); DROP", None, 422, "pattern"),
-        ("get", "/api/reading-list?radiologist=rad.nobody", None, 404, "rad.nobody"),
+        ("get", "/api/reading-list?radiologist=rad.lindqvist", None, 403, "your own list"),
         ("get", "/api/reading-list/1.2.3.4", None, 404, "no study received"),
-        ("post", "/api/reading-list/1.2.3.4/claim", {"radiologist": "rad.okafor"}, 404, "1.2.3.4"),
-        ("post", "/api/reading-list/{uid}/claim", {}, 422, "radiologist"),
-        ("post", "/api/reading-list/{uid}/claim", {"radiologist": "rad.nobody"}, 404, "nobody"),
+        ("post", "/api/reading-list/1.2.3.4/claim", {}, 404, "1.2.3.4"),
+        ("post", "/api/reading-list/{uid}/claim", {"radiologist": "rad.nobody"}, 403, "own"),
         (
             "post",
             "/api/reading-list/{uid}/claim",
@@ -122,35 +138,35 @@ def test_an_administrator_reassigns_and_a_radiologist_releases(
         (
             "post",
             "/api/reading-list/{uid}/report",
-            {"radiologist": "rad.okafor", "status": "signed", "impression": "x"},
+            {"status": "signed", "impression": "x"},
             422,
             "status",
         ),
         (
             "post",
             "/api/reading-list/{uid}/report",
-            {"radiologist": "rad.okafor", "status": "final", "impression": ""},
+            {"status": "final", "impression": ""},
             422,
             "impression",
         ),
         (
             "post",
-            "/api/reading-list/{uid}/report",
-            {"radiologist": "rad.lindqvist", "status": "final", "impression": "x"},
+            "/api/reading-list/{other}/report",
+            {"status": "final", "impression": "x"},
             409,
             "claim it before reporting",
         ),
         (
             "post",
             "/api/reading-list/{uid}/send",
-            {"radiologist": "rad.okafor", "ae_title": "MRI1"},
+            {"ae_title": "MRI1"},
             409,
             "not a workstation",
         ),
         (
             "post",
-            "/api/reading-list/{uid}/send",
-            {"radiologist": "rad.lindqvist"},
+            "/api/reading-list/{other}/send",
+            {},
             409,
             "claim it first",
         ),
@@ -166,17 +182,18 @@ def test_an_administrator_reassigns_and_a_radiologist_releases(
 )
 def test_bad_requests_are_refused_with_a_reason(
     runtime: Runtime,
-    client: TestClient,
+    login: Login,
     method: str,
     path: str,
     body: dict[str, object] | None,
     status: int,
     says: str,
 ) -> None:
-    clock = Clock(at(SUNDAY, "10:00"))
-    (uid,) = routed(runtime, clock, ("X1", "suspected-ces"))
+    clock = Clock(at(MONDAY, "10:00"))
+    uid, other = routed(runtime, clock, ("X1", "suspected-ces"), ("X3", "stenosis"))
     pending = uid_of(runtime, ready_study(runtime, "X2", "radiculopathy", clock.now))
-    url = path.format(uid=uid, pending=pending)
+    url = path.format(uid=uid, pending=pending, other=other)
+    client = login(Role.RADIOLOGIST, "rad.okafor")
     answer = client.get(url) if method == "get" else client.post(url, json=body)
     assert answer.status_code == status, answer.text
     assert says in answer.text

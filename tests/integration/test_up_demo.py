@@ -21,7 +21,7 @@ from tests.integration.dcmtk import Workstation, findscu, storescp
 
 
 def examine(
-    env: dict[str, str], api: str, patient_id: str, indication: str
+    env: dict[str, str], api: httpx.Client, patient_id: str, indication: str
 ) -> tuple[str, dict[str, Any]]:
     """Referral, then a console (``scanner simulate``) performs it; until ready for
     reading. Returns the accession number and the study as ``/api/studies`` lists it."""
@@ -30,7 +30,7 @@ def examine(
         "indication": indication,
         "station": "MRI1",
     }
-    created = httpx.post(f"{api}/api/orders", json=referral, timeout=10)
+    created = api.post("/api/orders", json=referral, timeout=10)
     assert created.status_code == 201, created.text
     accession = created.json()["accession_number"]
     command = ["scanner", "simulate", "--station", "MRI1", "--accession", accession]
@@ -49,9 +49,7 @@ def examine(
 
     deadline = time.monotonic() + 30
     while True:
-        found = httpx.get(
-            f"{api}/api/studies", params={"accession_number": accession}, timeout=10
-        ).json()
+        found = api.get("/api/studies", params={"accession_number": accession}, timeout=10).json()
         if found and found[0]["state"] == "ready_for_reading":
             break
         assert time.monotonic() < deadline, f"study not ready for reading: {found}"
@@ -72,7 +70,7 @@ def simulate_examination(env: dict[str, str], api: str, orthanc: str, auth: tupl
     assert in_orthanc["PatientMainDicomTags"]["PatientID"] == "E2E0001"
     statistics = httpx.get(f"{orthanc}/studies/{study['orthanc_id']}/statistics", auth=auth)
     assert statistics.json()["CountInstances"] == study["instances"] > 0
-    detail = httpx.get(f"{api}/api/studies/{study['study_instance_uid']}").json()
+    detail = api.get(f"/api/studies/{study['study_instance_uid']}").json()
     assert [s["series_description"] for s in detail["series"]] == [
         "LOC 3PL",
         "SAG T1 TSE",
@@ -82,12 +80,12 @@ def simulate_examination(env: dict[str, str], api: str, orthanc: str, auth: tupl
         "AX T1 TSE",
     ]
     assert len(in_orthanc["Series"]) == len(detail["series"])
-    timeline = httpx.get(f"{api}/api/procedures/{accession}").json()
+    timeline = api.get(f"/api/procedures/{accession}").json()
     assert [s["status"] for s in timeline["steps"]] == ["COMPLETED"]
 
     # QC runs in `up` too: every series checked, and a verdict for the examination.
     deadline = time.monotonic() + 30
-    while (qc := httpx.get(f"{api}/api/studies/{study['study_instance_uid']}/qc").json())[
+    while (qc := api.get(f"/api/studies/{study['study_instance_uid']}/qc").json())[
         "verdict"
     ] is None:
         assert time.monotonic() < deadline, f"no QC verdict: {qc}"
@@ -95,6 +93,26 @@ def simulate_examination(env: dict[str, str], api: str, orthanc: str, auth: tupl
     assert qc["verdict"] in ("PASSED", "PASSED_WITH_WARNINGS")
     assert all(s["outcome"] is not None for s in qc["series"])
     return accession
+
+
+def logged_in(
+    env: dict[str, str], base_url: str, role: str, radiologist: str | None = None
+) -> httpx.Client:
+    """A client with the token ``mri-pipeline user add`` prints for a new user."""
+    name = f"e2e-{role}-{radiologist or 'x'}".replace(".", "-")
+    extra = ["--radiologist", radiologist] if radiologist else []
+    added = subprocess.run(
+        [sys.executable, "-m", "mri_pipeline", "user", "add", name, "--role", role, *extra],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert added.returncode == 0, added.stdout + added.stderr
+    token = added.stdout.strip().splitlines()[-1]
+    return httpx.Client(base_url=base_url, headers={"Authorization": f"Bearer {token}"}, timeout=10)
 
 
 def poll(what: str, fetch: Any, done: Any, timeout: float = 30) -> Any:
@@ -108,7 +126,7 @@ def poll(what: str, fetch: Any, done: Any, timeout: float = 30) -> Any:
 
 def stat_cauda_equina_reaches_the_on_call_workstation(
     env: dict[str, str],
-    api: str,
+    api: httpx.Client,
     orthanc: str,
     auth: tuple[str, str],
     station: Workstation,
@@ -121,7 +139,7 @@ def stat_cauda_equina_reaches_the_on_call_workstation(
     uid = study["study_instance_uid"]
     view = poll(
         "never routed",
-        lambda: httpx.get(f"{api}/api/reading-list/{uid}", timeout=10).json(),
+        lambda: api.get(f"/api/reading-list/{uid}", timeout=10).json(),
         lambda v: v.get("assignment") is not None,
     )
     assignment = view["assignment"]
@@ -136,17 +154,19 @@ def stat_cauda_equina_reaches_the_on_call_workstation(
     assert [p["accession_number"] for p in view["priors"]] == [prior]
     assert view["viewer"]["dicomweb_study"] == f"{orthanc}/dicom-web/studies/{uid}"
     assert httpx.get(view["viewer"]["web_viewer"][0]["url"], auth=auth).status_code == 200
-    listed = httpx.get(f"{api}/api/reading-list", params={"radiologist": radiologist}).json()
+    reader = logged_in(env, str(api.base_url), "radiologist", radiologist)
+    assert api.get("/api/reading-list").status_code == 422  # an admin names whose list
+    listed = reader.get("/api/reading-list").json()
     assert listed["studies"][0]["accession_number"] == accession
     assert listed["studies"][0]["time_left"].endswith("min left")
 
-    sent = httpx.post(f"{api}/api/reading-list/{uid}/send", json={"radiologist": radiologist})
+    sent = reader.post(f"/api/reading-list/{uid}/send", json={})
     assert sent.status_code == 202, sent.text
     assert sent.json()["ae_title"] == station.ae_title
     delivery = poll(
         "not delivered",
-        lambda: httpx.get(
-            f"{api}/api/reading-list/{uid}/deliveries/{sent.json()['id']}", timeout=10
+        lambda: api.get(
+            f"/api/reading-list/{uid}/deliveries/{sent.json()['id']}", timeout=10
         ).json(),
         lambda d: d["state"] != "sending",
     )
@@ -156,11 +176,11 @@ def stat_cauda_equina_reaches_the_on_call_workstation(
     assert len(stored) == study["instances"]
     assert station.received(uid) == stored  # every instance, and nothing else
 
-    claimed = httpx.post(f"{api}/api/reading-list/{uid}/claim", json={"radiologist": radiologist})
+    claimed = reader.post(f"/api/reading-list/{uid}/claim", json={})
     assert claimed.status_code == 200, claimed.text
-    final = httpx.post(
-        f"{api}/api/reading-list/{uid}/report",
-        json={"radiologist": radiologist, "status": "final", "impression": "No compression."},
+    final = reader.post(
+        f"/api/reading-list/{uid}/report",
+        json={"status": "final", "impression": "No compression."},
     )
     assert final.status_code == 200, final.text
     turnaround = final.json()["turnaround"]
@@ -205,7 +225,9 @@ def test_up_demo_serves_api_and_worklist_and_stops_on_sigint(tmp_path: Path) -> 
                 time.sleep(0.2)
         else:
             raise AssertionError("API did not come up")
-        worklist = httpx.get(f"http://127.0.0.1:{api_port}/api/worklist").json()
+        assert httpx.get(f"http://127.0.0.1:{api_port}/api/worklist").status_code == 401
+        api = logged_in(env, f"http://127.0.0.1:{api_port}", "admin")
+        worklist = api.get("/api/worklist").json()
         assert len(worklist) == 6
         today = datetime.now(ZoneInfo("Europe/London")).strftime("%Y%m%d")
         result = findscu(
@@ -227,12 +249,12 @@ def test_up_demo_serves_api_and_worklist_and_stops_on_sigint(tmp_path: Path) -> 
         orthanc = f"http://127.0.0.1:{orthanc_http}"
         assert httpx.get(f"{orthanc}/system", auth=auth).json()["DicomAet"] == "LSP_PACS"
         assert httpx.get(f"{orthanc}/system").status_code == 401
-        prior = simulate_examination(env, f"http://127.0.0.1:{api_port}", orthanc, auth)
+        prior = simulate_examination(env, api, orthanc, auth)
         with storescp(
             "RAD_WS1", workstation_port, tmp_path / "ws1", tmp_path / "storescp.log"
         ) as station:
             stat_cauda_equina_reaches_the_on_call_workstation(
-                env, f"http://127.0.0.1:{api_port}", orthanc, auth, station, prior
+                env, api, orthanc, auth, station, prior
             )
         process.send_signal(signal.SIGINT)
         output, _ = process.communicate(timeout=30)
@@ -243,6 +265,11 @@ def test_up_demo_serves_api_and_worklist_and_stops_on_sigint(tmp_path: Path) -> 
     assert process.returncode == 0, output
     assert "DICOM worklist AE   LSP_RIS" in output
     assert "demo: booked 6 referrals" in output
+    assert "demo: logins admin, radiographer, okafor" in output
+    logins = json.loads((tmp_path / "var" / "demo-logins.json").read_text(encoding="utf-8"))
+    assert set(logins) >= {"admin", "radiographer", "okafor", "moreau"}
+    assert ((tmp_path / "var" / "demo-logins.json").stat().st_mode & 0o777) == 0o600
+    assert logins["admin"] not in output  # passwords stay in the file
     assert "DICOM store AE      LSP_PACS" in output
     assert "Ødegård" not in output  # logs carry identifiers, never names
     with pytest.raises(httpx.TransportError):  # Orthanc was stopped with us

@@ -3,32 +3,98 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
+from urllib.parse import quote
 
-from fastapi import FastAPI, Request, status
-from fastapi.responses import JSONResponse
+from fastapi import Depends, FastAPI, Request, Response, status
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse, RedirectResponse
+from fastapi.staticfiles import StaticFiles
 
 from mri_pipeline import __version__
-from mri_pipeline.api.routes import orders, procedures, reading, studies, worklist
+from mri_pipeline.api.deps import require
+from mri_pipeline.api.routes import (
+    accounts,
+    events,
+    orders,
+    procedures,
+    reading,
+    studies,
+    worklist,
+)
+from mri_pipeline.domain.access import Area
 from mri_pipeline.domain.errors import DomainError
 from mri_pipeline.domain.lifecycle import IllegalTransition
 from mri_pipeline.orthanc import OrthancUnavailable, UnknownModality, UnknownResource
 from mri_pipeline.runtime import Runtime
+from mri_pipeline.services.accounts import Principal, record_read
 from mri_pipeline.services.examinations import UnknownExamination
 from mri_pipeline.services.orders import OrderRejected
 from mri_pipeline.services.radiologists import UnknownRadiologist
+from mri_pipeline.web import department, radiographer, radiologist
+from mri_pipeline.web import login as web_login
+from mri_pipeline.web.pages import STATIC, LoginRequired, ScreenForbidden, render
 
 log = logging.getLogger(__name__)
+
+
+# Reads under these paths show a patient's data: each is written to the audit log.
+PATIENT_DATA = (
+    "/api/worklist",
+    "/api/procedures",
+    "/api/reconciliation",
+    "/api/studies",
+    "/api/reading-list",
+    "/api/events",
+)
 
 
 def create_app(runtime: Runtime) -> FastAPI:
     app = FastAPI(title="MRI pipeline", version=__version__)
     app.state.runtime = runtime
-    app.include_router(orders.router)
-    app.include_router(worklist.router)
-    app.include_router(procedures.router)
-    app.include_router(procedures.reconciliation_router)
-    app.include_router(studies.router)
-    app.include_router(reading.router)
+    for router, area in (
+        (orders.router, Area.ORDERS),
+        (worklist.router, Area.SCHEDULE),
+        (procedures.router, Area.SCHEDULE),
+        (procedures.reconciliation_router, Area.SCHEDULE),
+        (studies.router, Area.STUDIES),
+        (reading.router, Area.READING),
+    ):
+        app.include_router(router, dependencies=[Depends(require(area))])
+    app.include_router(accounts.router)
+    app.include_router(events.router)
+    for screen in (web_login, radiographer, radiologist, department):
+        app.include_router(screen.router)
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+
+    @app.exception_handler(LoginRequired)
+    def login_required(_request: Request, exc: LoginRequired) -> RedirectResponse:
+        return RedirectResponse(
+            f"/login?next={quote(exc.next_path)}", status_code=status.HTTP_303_SEE_OTHER
+        )
+
+    @app.exception_handler(ScreenForbidden)
+    def screen_forbidden(request: Request, exc: ScreenForbidden) -> Response:
+        page = render(
+            request,
+            "error.html",
+            getattr(request.state, "principal", None),
+            title="Not for your role",
+            message=str(exc),
+        )
+        page.status_code = status.HTTP_403_FORBIDDEN
+        return page
+
+    @app.middleware("http")
+    async def audit_reads(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        response = await call_next(request)
+        principal: Principal | None = getattr(request.state, "principal", None)
+        if principal is not None and request.method == "GET" and _patient_data(request):
+            resource = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+            await run_in_threadpool(_audit, runtime, principal, resource, response.status_code)
+        return response
 
     @app.get("/health", tags=["health"])
     def health() -> dict[str, str]:
@@ -80,3 +146,14 @@ def create_app(runtime: Runtime) -> FastAPI:
         return JSONResponse(status_code=status.HTTP_409_CONFLICT, content={"detail": str(exc)})
 
     return app
+
+
+def _patient_data(request: Request) -> bool:
+    return request.url.path.startswith(PATIENT_DATA) or bool(
+        getattr(request.state, "patient_data", False)
+    )
+
+
+def _audit(runtime: Runtime, principal: Principal, resource: str, status_code: int) -> None:
+    with runtime.sessions.begin() as session:
+        record_read(session, principal, resource, status_code, runtime.clock())

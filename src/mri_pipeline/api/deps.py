@@ -1,15 +1,24 @@
-"""Request dependencies: the runtime, a database session and an Orthanc client per request."""
+"""Request dependencies: the runtime, a database session, an Orthanc client, and who is
+asking (a bearer token or a browser session; with a session, a state-changing request
+must carry its CSRF token)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import hmac
+from collections.abc import Callable, Iterator
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, HTTPException, Request, status
 from sqlalchemy.orm import Session
 
+from mri_pipeline.domain.access import Area, Role, may
 from mri_pipeline.orthanc import OrthancClient
 from mri_pipeline.runtime import Runtime
+from mri_pipeline.services.accounts import Principal, by_session, by_token
+
+SESSION_COOKIE = "mri_session"
+CSRF_HEADER = "X-CSRF-Token"
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
 def get_runtime(request: Request) -> Runtime:
@@ -34,3 +43,84 @@ def get_orthanc(runtime: RuntimeDep) -> Iterator[OrthancClient]:
 
 
 OrthancDep = Annotated[OrthancClient, Depends(get_orthanc)]
+
+
+class NotLoggedIn(HTTPException):
+    def __init__(self, detail: str) -> None:
+        super().__init__(
+            status.HTTP_401_UNAUTHORIZED, detail, headers={"WWW-Authenticate": "Bearer"}
+        )
+
+
+def identify(request: Request, runtime: Runtime) -> Principal | None:
+    """The token's or the session's user, or None. Does not check CSRF."""
+    header = request.headers.get("Authorization", "")
+    with runtime.sessions() as session:
+        if header:
+            scheme, _, token = header.partition(" ")
+            if scheme.lower() != "bearer" or not token.strip():
+                raise NotLoggedIn("Authorization must be 'Bearer <token>'")
+            principal = by_token(session, token.strip())
+            if principal is None:
+                raise NotLoggedIn("unknown or revoked token")
+            return principal
+        cookie = request.cookies.get(SESSION_COOKIE)
+        if cookie:
+            return by_session(session, cookie, runtime.clock())
+    return None
+
+
+def csrf_matches(principal: Principal, offered: str | None) -> bool:
+    expected = principal.csrf_token
+    return expected is not None and offered is not None and hmac.compare_digest(expected, offered)
+
+
+def get_principal(request: Request, runtime: RuntimeDep) -> Principal:
+    """Who is asking (401 when nobody). Recorded on ``request.state`` for the audit log."""
+    principal = identify(request, runtime)
+    if principal is None:
+        raise NotLoggedIn("log in, or send 'Authorization: Bearer <token>'")
+    if (
+        principal.csrf_token is not None
+        and request.method not in SAFE_METHODS
+        and not csrf_matches(principal, request.headers.get(CSRF_HEADER))
+    ):
+        raise HTTPException(status.HTTP_403_FORBIDDEN, f"missing or wrong {CSRF_HEADER}")
+    request.state.principal = principal
+    return principal
+
+
+PrincipalDep = Annotated[Principal, Depends(get_principal)]
+
+
+def require(area: Area) -> Callable[[Principal], Principal]:
+    """A dependency admitting only roles granted ``area`` (403 for the others)."""
+
+    def check(principal: PrincipalDep) -> Principal:
+        if not may(principal.role, area):
+            raise HTTPException(
+                status.HTTP_403_FORBIDDEN,
+                f"a {principal.role.value} may not use {area.value}",
+            )
+        return principal
+
+    return check
+
+
+def acting_radiologist(
+    principal: Principal, named: str | None, *, admin_may_name: bool = False
+) -> str:
+    """The radiologist a request is for. A radiologist acts as themselves only; an
+    administrator may name whose list or study they look at (``admin_may_name``) but
+    reads and reports as nobody else."""
+    if principal.role is Role.RADIOLOGIST and principal.radiologist_key is not None:
+        if named is not None and named != principal.radiologist_key:
+            raise HTTPException(status.HTTP_403_FORBIDDEN, "you act only on your own list")
+        return principal.radiologist_key
+    if not admin_may_name or principal.role is not Role.ADMIN:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, "only a radiologist reads and reports")
+    if named is None:
+        raise HTTPException(
+            status.HTTP_422_UNPROCESSABLE_CONTENT, "name the radiologist (?radiologist=KEY)"
+        )
+    return named

@@ -1,7 +1,10 @@
-"""Demo data: today's referrals from ``worklist/demo_orders.yaml``."""
+"""Demo data: today's referrals from ``worklist/demo_orders.yaml``, and demo logins."""
 
 from __future__ import annotations
 
+import json
+import os
+import secrets
 from datetime import datetime, time, timedelta
 from pathlib import Path
 
@@ -9,8 +12,10 @@ from pydantic import BaseModel, ConfigDict
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from mri_pipeline.db.models import ScheduledStep
+from mri_pipeline.db.models import ScheduledStep, User
+from mri_pipeline.domain.access import Role
 from mri_pipeline.domain.yaml_source import parse_yaml_model
+from mri_pipeline.services.accounts import add_user, set_password
 from mri_pipeline.services.orders import CreatedOrder, OrderDesk, OrderRequest, create_order
 
 
@@ -48,3 +53,34 @@ def load_demo_orders(session: Session, desk: OrderDesk, path: Path) -> list[Crea
         )
         created.append(create_order(session, desk, booked))
     return created
+
+
+DEMO_USERS = (
+    ("admin", Role.ADMIN, None),
+    ("radiographer", Role.RADIOGRAPHER, None),
+    ("okafor", Role.RADIOLOGIST, "rad.okafor"),
+    ("lindqvist", Role.RADIOLOGIST, "rad.lindqvist"),
+    ("moreau", Role.RADIOLOGIST, "rad.moreau"),
+    ("brennan", Role.RADIOLOGIST, "rad.brennan"),
+)
+
+
+def ensure_demo_logins(session: Session, path: Path, at: datetime) -> dict[str, str]:
+    """Demo users with generated passwords, kept in ``path`` (0600, under ``var/``):
+    created once, read back at later starts. Returns user name → password."""
+    known: dict[str, str] = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+    for username, role, radiologist in DEMO_USERS:
+        exists = session.scalar(select(User.id).where(User.username == username)) is not None
+        if exists and username in known:
+            continue
+        password = secrets.token_urlsafe(12)
+        if exists:
+            set_password(session, username, password)
+        else:
+            add_user(session, username, role, at, radiologist_key=radiologist, password=password)
+        known[username] = password
+    path.parent.mkdir(parents=True, exist_ok=True)
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "w", encoding="utf-8") as file:
+        json.dump(known, file, indent=2)
+    return known

@@ -8,7 +8,7 @@ from typing import Any
 from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field
 
-from mri_pipeline.api.deps import RuntimeDep, SessionDep
+from mri_pipeline.api.deps import PrincipalDep, RuntimeDep, SessionDep
 from mri_pipeline.domain.safety import SafetyChecklist
 from mri_pipeline.services import examinations
 from mri_pipeline.services.studies import studies_for_a_person
@@ -18,9 +18,9 @@ reconciliation_router = APIRouter(prefix="/api/reconciliation", tags=["reconcili
 
 
 class ActionIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    """An action's body; who acts is the logged-in user."""
 
-    by: str = Field(default="radiographer", min_length=1, max_length=64)
+    model_config = ConfigDict(extra="forbid")
 
 
 class CancelIn(ActionIn):
@@ -51,19 +51,27 @@ def get_timeline(accession_number: str, session: SessionDep) -> dict[str, Any]:
 
 @router.post("/{accession_number}/check-in", response_model=StepStatusOut)
 def post_check_in(
-    accession_number: str, body: ActionIn, session: SessionDep, runtime: RuntimeDep
+    accession_number: str,
+    body: ActionIn,
+    session: SessionDep,
+    runtime: RuntimeDep,
+    principal: PrincipalDep,
 ) -> StepStatusOut:
     """The patient has arrived: SCHEDULED → ARRIVED."""
     with session.begin():
         status = examinations.check_in(
-            session, accession_number, by=body.by, at=runtime.desk.clock()
+            session, accession_number, by=principal.username, at=runtime.desk.clock()
         )
     return StepStatusOut(accession_number=accession_number, status=status.value)
 
 
 @router.post("/{accession_number}/safety", response_model=StepStatusOut)
 def post_safety(
-    accession_number: str, body: SafetyIn, session: SessionDep, runtime: RuntimeDep
+    accession_number: str,
+    body: SafetyIn,
+    session: SessionDep,
+    runtime: RuntimeDep,
+    principal: PrincipalDep,
 ) -> StepStatusOut:
     """MR safety screening; the step becomes READY only when the checklist is complete."""
     with session.begin():
@@ -78,7 +86,7 @@ def post_safety(
             accession_number,
             body.checklist,
             contrast=contrast,
-            by=body.by,
+            by=principal.username,
             at=runtime.desk.clock(),
         )
     return StepStatusOut(
@@ -88,31 +96,47 @@ def post_safety(
 
 @router.post("/{accession_number}/cancel", response_model=StepStatusOut)
 def post_cancel(
-    accession_number: str, body: CancelIn, session: SessionDep, runtime: RuntimeDep
+    accession_number: str,
+    body: CancelIn,
+    session: SessionDep,
+    runtime: RuntimeDep,
+    principal: PrincipalDep,
 ) -> StepStatusOut:
     """Cancel before any MPPS: the item leaves the worklist."""
     with session.begin():
         status = examinations.cancel(
-            session, accession_number, reason=body.reason, by=body.by, at=runtime.desk.clock()
+            session,
+            accession_number,
+            reason=body.reason,
+            by=principal.username,
+            at=runtime.desk.clock(),
         )
     return StepStatusOut(accession_number=accession_number, status=status.value)
 
 
 @router.post("/{accession_number}/no-show", response_model=StepStatusOut)
 def post_no_show(
-    accession_number: str, body: ActionIn, session: SessionDep, runtime: RuntimeDep
+    accession_number: str,
+    body: ActionIn,
+    session: SessionDep,
+    runtime: RuntimeDep,
+    principal: PrincipalDep,
 ) -> StepStatusOut:
     """The patient did not come: DEPARTED."""
     with session.begin():
         status = examinations.no_show(
-            session, accession_number, by=body.by, at=runtime.desk.clock()
+            session, accession_number, by=principal.username, at=runtime.desk.clock()
         )
     return StepStatusOut(accession_number=accession_number, status=status.value)
 
 
 @router.post("/{accession_number}/reschedule", response_model=StepStatusOut)
 def post_reschedule(
-    accession_number: str, body: RescheduleIn, session: SessionDep, runtime: RuntimeDep
+    accession_number: str,
+    body: RescheduleIn,
+    session: SessionDep,
+    runtime: RuntimeDep,
+    principal: PrincipalDep,
 ) -> StepStatusOut:
     """Book another slot (and station); the step is SCHEDULED again."""
     with session.begin():
@@ -123,7 +147,7 @@ def post_reschedule(
             day=body.scheduled_date,
             start=body.scheduled_time,
             station=body.station,
-            by=body.by,
+            by=principal.username,
             at=runtime.desk.clock(),
         )
     return StepStatusOut(accession_number=accession_number, status=status.value)

@@ -1,20 +1,29 @@
 """``/api/reading-list``: a radiologist's studies, the study view, claim, release,
 reassignment, reports, and sending a study to a workstation.
 
-Until logins arrive the radiologist names themselves (``radiologist``); an
-administrator's action names who did it (``by``)."""
+A radiologist acts as the radiologist their login is linked to; an administrator may
+look at anyone's list (``?radiologist=``) and reassign, but reads and reports as nobody."""
 
 from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, status
+from fastapi import APIRouter, Depends, Query, status
 from pydantic import BaseModel, ConfigDict, Field
 
-from mri_pipeline.api.deps import OrthancDep, RuntimeDep, SessionDep
+from mri_pipeline.api.deps import (
+    OrthancDep,
+    PrincipalDep,
+    RuntimeDep,
+    SessionDep,
+    acting_radiologist,
+    require,
+)
+from mri_pipeline.domain.access import Area
 from mri_pipeline.domain.reading import ReportStatus
 from mri_pipeline.orthanc import OrthancUnavailable
 from mri_pipeline.services import viewer
+from mri_pipeline.services.accounts import Principal
 from mri_pipeline.services.examinations import UnknownExamination
 from mri_pipeline.services.studies import find_study
 
@@ -33,22 +42,21 @@ class _In(BaseModel):
 
 
 class ClaimIn(_In):
-    radiologist: RadiologistKey
+    radiologist: RadiologistKey | None = None  # yourself; say it to be explicit
 
 
 class ReleaseIn(_In):
-    radiologist: RadiologistKey
+    radiologist: RadiologistKey | None = None
     reason: str = Field(min_length=1, max_length=200)
 
 
 class ReassignIn(_In):
     to: RadiologistKey
-    by: str = Field(min_length=1, max_length=64)
     reason: str = Field(min_length=1, max_length=200)
 
 
 class ReportIn(_In):
-    radiologist: RadiologistKey
+    radiologist: RadiologistKey | None = None
     status: ReportStatus
     impression: str = Field(min_length=1, max_length=10_000)
 
@@ -57,15 +65,17 @@ class ReportIn(_In):
 def get_reading_list(
     session: SessionDep,
     runtime: RuntimeDep,
-    radiologist: Annotated[str, Query(pattern=r"^[a-z][a-z0-9._-]{1,31}$")],
+    principal: PrincipalDep,
+    radiologist: Annotated[str | None, Query(pattern=r"^[a-z][a-z0-9._-]{1,31}$")] = None,
 ) -> dict[str, Any]:
-    """The radiologist's studies in hand, most urgent and earliest deadline first, with
-    the time left, and the study they would take next from the unassigned list."""
-    return runtime.reading_room().reading_list(session, radiologist)
+    """Your studies in hand, most urgent and earliest deadline first, with the time
+    left, and the study you would take next from the unassigned list."""
+    key = acting_radiologist(principal, radiologist, admin_may_name=True)
+    return runtime.reading_room().reading_list(session, key)
 
 
 class SendIn(_In):
-    radiologist: RadiologistKey
+    radiologist: RadiologistKey | None = None
     ae_title: str | None = Field(default=None, min_length=1, max_length=16)
 
 
@@ -99,16 +109,18 @@ def post_send(
     session: SessionDep,
     runtime: RuntimeDep,
     orthanc: OrthancDep,
+    principal: PrincipalDep,
 ) -> dict[str, Any]:
-    """Send to my workstation: Orthanc C-STOREs the study to the radiologist's AE (or
+    """Send to my workstation: Orthanc C-STOREs the study to your workstation AE (or
     ``ae_title``, a workstation of the node table). Follow it at ``deliveries/{id}``."""
+    key = acting_radiologist(principal, body.radiologist)
     with session.begin():
         study = find_study(session, study_instance_uid)
         ae_title = viewer.workstation_for(
-            session, runtime.roster, runtime.nodes, body.radiologist, body.ae_title
+            session, runtime.roster, runtime.nodes, key, body.ae_title
         )
         delivery = viewer.send_to_workstation(
-            session, orthanc, study, body.radiologist, ae_title, runtime.clock()
+            session, orthanc, study, key, ae_title, runtime.clock()
         )
         session.flush()
         return viewer.delivery_view(delivery)
@@ -133,44 +145,62 @@ def get_delivery(
 
 @router.post("/{study_instance_uid}/claim")
 def post_claim(
-    study_instance_uid: str, body: ClaimIn, session: SessionDep, runtime: RuntimeDep
+    study_instance_uid: str,
+    body: ClaimIn,
+    session: SessionDep,
+    runtime: RuntimeDep,
+    principal: PrincipalDep,
 ) -> dict[str, Any]:
     """Start reading: the first waiting study of your list, or the top of the unassigned
     list among those you may report (409 with what to take instead)."""
     room = runtime.reading_room()
     with session.begin():
-        room.claim(session, study_instance_uid, body.radiologist)
+        room.claim(session, study_instance_uid, acting_radiologist(principal, body.radiologist))
     return room.study_view(session, study_instance_uid)
 
 
 @router.post("/{study_instance_uid}/release")
 def post_release(
-    study_instance_uid: str, body: ReleaseIn, session: SessionDep, runtime: RuntimeDep
+    study_instance_uid: str,
+    body: ReleaseIn,
+    session: SessionDep,
+    runtime: RuntimeDep,
+    principal: PrincipalDep,
 ) -> dict[str, Any]:
     """Give a study in your hands back; routing offers it to someone else."""
     room = runtime.reading_room()
     with session.begin():
-        room.release(session, study_instance_uid, body.radiologist, body.reason)
+        key = acting_radiologist(principal, body.radiologist)
+        room.release(session, study_instance_uid, key, body.reason)
     return room.study_view(session, study_instance_uid)
 
 
 @router.post("/{study_instance_uid}/reassign")
 def post_reassign(
-    study_instance_uid: str, body: ReassignIn, session: SessionDep, runtime: RuntimeDep
+    study_instance_uid: str,
+    body: ReassignIn,
+    session: SessionDep,
+    runtime: RuntimeDep,
+    principal: Annotated[Principal, Depends(require(Area.REASSIGN))],
 ) -> dict[str, Any]:
     """Administrators: move a study to a radiologist who may report it."""
     room = runtime.reading_room()
     with session.begin():
-        room.reassign(session, study_instance_uid, body.to, body.by, body.reason)
+        room.reassign(session, study_instance_uid, body.to, principal.username, body.reason)
     return room.study_view(session, study_instance_uid)
 
 
 @router.post("/{study_instance_uid}/report")
 def post_report(
-    study_instance_uid: str, body: ReportIn, session: SessionDep, runtime: RuntimeDep
+    study_instance_uid: str,
+    body: ReportIn,
+    session: SessionDep,
+    runtime: RuntimeDep,
+    principal: PrincipalDep,
 ) -> dict[str, Any]:
     """Record a preliminary or final report; final closes the study's assignment."""
     room = runtime.reading_room()
+    key = acting_radiologist(principal, body.radiologist)
     with session.begin():
-        room.report(session, study_instance_uid, body.radiologist, body.status, body.impression)
+        room.report(session, study_instance_uid, key, body.status, body.impression)
     return room.study_view(session, study_instance_uid)

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Depends, Query, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from mri_pipeline.api.deps import RuntimeDep, SessionDep
+from mri_pipeline.api.deps import RuntimeDep, SessionDep, require
+from mri_pipeline.domain.access import Area
 from mri_pipeline.domain.reconciliation import Reconciliation
 from mri_pipeline.services import studies
+from mri_pipeline.services.accounts import Principal
 from mri_pipeline.services.ingest import StudyState
 from mri_pipeline.services.qc import accept, study_qc
 
@@ -62,16 +64,20 @@ def get_thumbnail(
 class AcceptIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    by: str = Field(default="radiographer", min_length=1, max_length=64)
     reason: str = Field(min_length=1, max_length=256)
 
 
 @router.post("/{study_instance_uid}/qc/accept")
 def post_accept_qc(
-    study_instance_uid: str, body: AcceptIn, session: SessionDep, runtime: RuntimeDep
+    study_instance_uid: str,
+    body: AcceptIn,
+    session: SessionDep,
+    runtime: RuntimeDep,
+    principal: Annotated[Principal, Depends(require(Area.SCHEDULE))],
 ) -> dict[str, Any]:
-    """Let a failed examination go to reporting as it is (409 unless QC failed it)."""
+    """Radiographers: let a failed examination go to reporting as it is (409 unless QC
+    failed it)."""
     with session.begin():
         study = studies.find_study(session, study_instance_uid)
-        accept(session, study, by=body.by, reason=body.reason, at=runtime.clock())
+        accept(session, study, by=principal.username, reason=body.reason, at=runtime.clock())
     return study_qc(session, studies.find_study(session, study_instance_uid))
