@@ -22,6 +22,7 @@ bench: setup
 	$(BIN)/python bench/mpps.py
 	$(BIN)/python bench/ingest.py
 	$(BIN)/python bench/qc.py
+	$(BIN)/python bench/routing.py
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

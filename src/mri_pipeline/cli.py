@@ -514,7 +514,8 @@ def up(
         api_url = f"http://{settings.api_host}:{settings.api_port}"
         lines = [
             "[bold]MRI pipeline is up[/bold]",
-            f"  API                 {api_url}/docs",
+            f"  screens (log in)    {api_url}/login",
+            f"  API                 {api_url}/docs (token: mri-pipeline user add NAME --role R)",
             f"  worklist (JSON)     {api_url}/api/worklist",
             f"  studies (JSON)      {api_url}/api/studies",
             f"  reading list (JSON) {api_url}/api/reading-list?radiologist=rad.okafor",
