@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 import stat
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,7 +22,7 @@ from mri_pipeline.orthanc import (
     generated_configuration,
     orthanc_credentials,
 )
-from tests.conftest import free_port
+from tests.conftest import ROOT, free_port
 from tests.integration.dcmtk import echoscu
 from tests.integration.orthanc_tools import (
     BASE_CONFIGURATION,
@@ -190,3 +193,45 @@ def test_find_plugins_returns_the_dicomweb_plugin_or_nothing(tmp_path: Path) -> 
     assert find_plugins([tmp_path]) == []
     (tmp_path / "libOrthancDicomWeb.so").write_bytes(b"")
     assert find_plugins([tmp_path]) == [tmp_path / "libOrthancDicomWeb.so"]
+
+
+PARENT = """
+import sys, time
+from pathlib import Path
+from mri_pipeline.orthanc import OrthancProcess
+from tests.integration.orthanc_tools import BASE_CONFIGURATION, node_table
+orthanc = OrthancProcess(
+    node_table(), var_dir=Path(sys.argv[1]), base_configuration=BASE_CONFIGURATION,
+    http_port=int(sys.argv[2]), dicom_port=int(sys.argv[3]),
+)
+orthanc.start()
+print("started", flush=True)
+time.sleep(600)
+"""
+
+
+def test_an_orthanc_does_not_outlive_a_parent_killed_with_sigkill(tmp_path: Path) -> None:
+    http_port = free_port()
+    parent = subprocess.Popen(
+        [sys.executable, "-c", PARENT, str(tmp_path), str(http_port), str(free_port())],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert parent.stdout is not None
+        assert parent.stdout.readline().strip() == "started"
+        assert httpx.get(f"http://127.0.0.1:{http_port}/system").status_code == 401  # up
+        parent.kill()
+        parent.wait(timeout=10)
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                httpx.get(f"http://127.0.0.1:{http_port}/system", timeout=1)
+            except httpx.TransportError:
+                break  # Orthanc went with its parent
+            assert time.monotonic() < deadline, "Orthanc outlived the process that started it"
+            time.sleep(0.2)
+    finally:
+        if parent.poll() is None:
+            parent.kill()

@@ -9,6 +9,7 @@ installation shares and ``generated.json`` only what differs per machine and sta
 
 from __future__ import annotations
 
+import ctypes
 import json
 import logging
 import os
@@ -16,6 +17,7 @@ import secrets
 import shutil
 import signal
 import subprocess
+import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -133,6 +135,22 @@ def find_plugins(directories: Sequence[Path] = PLUGIN_DIRECTORIES) -> list[Path]
     return found
 
 
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
+
+
+def _from_main_thread() -> bool:
+    # The parent-death signal fires when the starting *thread* ends, so only the main
+    # thread (which lives as long as the process) asks for it.
+    return threading.current_thread() is threading.main_thread()
+
+
+def _stop_with_parent() -> None:
+    """In the child before exec: SIGTERM when our process dies, even by SIGKILL, so no
+    Orthanc outlives the pipeline that started it."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
 def log_tail(path: Path, lines: int = 40) -> str:
     try:
         text = path.read_text(encoding="utf-8", errors="replace")
@@ -228,6 +246,7 @@ class OrthancProcess:
                 # DCMTK under Orthanc leaves Nagle on unless told: every C-STORE answer
                 # would then wait for the console's delayed ACK (about 40 ms an image).
                 env={**os.environ, "TCP_NODELAY": "1"},
+                preexec_fn=_stop_with_parent if _from_main_thread() else None,
             )
         try:
             self._wait_healthy()
