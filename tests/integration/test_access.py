@@ -7,6 +7,7 @@ import re
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import event
 
 from mri_pipeline.api.app import create_app
 from mri_pipeline.domain.access import Role
@@ -165,3 +166,30 @@ def test_the_same_user_name_twice_is_refused(runtime: Runtime) -> None:
         add_user(session, "twice", Role.ADMIN, runtime.clock())
     with runtime.sessions.begin() as session, pytest.raises(AccountError, match="exists"):
         add_user(session, "twice", Role.ADMIN, runtime.clock())
+
+
+def test_a_request_holds_one_database_connection_at_a_time(runtime: Runtime) -> None:
+    """The route's session is closed before the audit row is written: with two at once,
+    as many concurrent requests as the pool holds would wait for each other forever."""
+    held, most = [0], [0]
+
+    def checkout(*_: object) -> None:
+        held[0] += 1
+        most[0] = max(most[0], held[0])
+
+    def checkin(*_: object) -> None:
+        held[0] -= 1
+
+    with api_client(runtime, Role.ADMIN) as admin:
+        event.listen(runtime.engine, "checkout", checkout)
+        event.listen(runtime.engine, "checkin", checkin)
+        try:
+            assert admin.get("/api/worklist").status_code == 200
+            assert (
+                admin.get("/api/reading-list", params={"radiologist": "rad.okafor"}).status_code
+                == 200
+            )
+        finally:
+            event.remove(runtime.engine, "checkout", checkout)
+            event.remove(runtime.engine, "checkin", checkin)
+    assert most[0] == 1

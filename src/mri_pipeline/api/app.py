@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
 from urllib.parse import quote
 
 from fastapi import Depends, FastAPI, Request, Response, status
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mri_pipeline import __version__
 from mri_pipeline.api.deps import require
@@ -85,16 +85,7 @@ def create_app(runtime: Runtime) -> FastAPI:
         page.status_code = status.HTTP_403_FORBIDDEN
         return page
 
-    @app.middleware("http")
-    async def audit_reads(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        response = await call_next(request)
-        principal: Principal | None = getattr(request.state, "principal", None)
-        if principal is not None and request.method == "GET" and _patient_data(request):
-            resource = request.url.path + (f"?{request.url.query}" if request.url.query else "")
-            await run_in_threadpool(_audit, runtime, principal, resource, response.status_code)
-        return response
+    app.add_middleware(AuditReads, runtime=runtime)
 
     @app.get("/health", tags=["health"])
     def health() -> dict[str, str]:
@@ -148,12 +139,39 @@ def create_app(runtime: Runtime) -> FastAPI:
     return app
 
 
-def _patient_data(request: Request) -> bool:
-    return request.url.path.startswith(PATIENT_DATA) or bool(
-        getattr(request.state, "patient_data", False)
-    )
+class AuditReads:
+    """Writes each GET of patient data by a logged-in user to the audit log, once the
+    answer is complete (so the route's own database session is already closed)."""
 
+    def __init__(self, app: ASGIApp, runtime: Runtime) -> None:
+        self.app = app
+        self.runtime = runtime
 
-def _audit(runtime: Runtime, principal: Principal, resource: str, status_code: int) -> None:
-    with runtime.sessions.begin() as session:
-        record_read(session, principal, resource, status_code, runtime.clock())
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] != "GET":
+            await self.app(scope, receive, send)
+            return
+        answered: list[int] = []
+
+        async def remember_status(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                answered.append(int(message["status"]))
+            await send(message)
+
+        try:
+            await self.app(scope, receive, remember_status)
+        finally:
+            state = scope.get("state") or {}
+            principal: Principal | None = state.get("principal")
+            path: str = scope["path"]
+            if principal is not None and (
+                path.startswith(PATIENT_DATA) or state.get("patient_data")
+            ):
+                query = scope.get("query_string", b"").decode("latin-1")
+                resource = path + (f"?{query}" if query else "")
+                status_code = answered[0] if answered else 500
+                await run_in_threadpool(self._record, principal, resource, status_code)
+
+    def _record(self, principal: Principal, resource: str, status_code: int) -> None:
+        with self.runtime.sessions.begin() as session:
+            record_read(session, principal, resource, status_code, self.runtime.clock())

@@ -34,7 +34,9 @@ def get_session(runtime: RuntimeDep) -> Iterator[Session]:
         yield session
 
 
-SessionDep = Annotated[Session, Depends(get_session)]
+# scope="function": the session closes when the route returns, before the answer is
+# sent, so a request never holds two pooled connections (the audit writes after it).
+SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 
 
 def get_orthanc(runtime: RuntimeDep) -> Iterator[OrthancClient]:
@@ -42,7 +44,7 @@ def get_orthanc(runtime: RuntimeDep) -> Iterator[OrthancClient]:
         yield client
 
 
-OrthancDep = Annotated[OrthancClient, Depends(get_orthanc)]
+OrthancDep = Annotated[OrthancClient, Depends(get_orthanc, scope="function")]
 
 
 class NotLoggedIn(HTTPException):

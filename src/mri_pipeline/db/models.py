@@ -224,6 +224,7 @@ class ReceivedStudy(Base):
     """A study Orthanc holds, tied to its order (or flagged), and how complete it is."""
 
     __tablename__ = "received_studies"
+    __table_args__ = (Index("ix_received_studies_waiting", "routed_at", "state"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     study_instance_uid: Mapped[str] = mapped_column(String(64), unique=True)
@@ -246,6 +247,8 @@ class ReceivedStudy(Base):
     completed_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
     qc_verdict: Mapped[str | None] = mapped_column(String(24), index=True)
     qc_summary: Mapped[str | None] = mapped_column(String(512))
+    # When routing wrote its assignment: the routing pass reads only the studies without.
+    routed_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
 
     procedure: Mapped[RequestedProcedure | None] = relationship()
     series: Mapped[list[ReceivedSeries]] = relationship(
@@ -307,6 +310,7 @@ class Assignment(Base):
     __table_args__ = (
         Index("ix_assignments_queue", "state", "priority_rank", "deadline"),
         Index("ix_assignments_holder", "radiologist_key", "state"),
+        Index("ix_assignments_in_hand", "state", "radiologist_key", "units"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

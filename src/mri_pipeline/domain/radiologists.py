@@ -33,7 +33,11 @@ class Weekday(StrEnum):
 
     @property
     def number(self) -> int:
-        return list(Weekday).index(self)
+        """Monday 0 … Sunday 6, as ``date.weekday()``."""
+        return _WEEKDAY_NUMBER[self]
+
+
+_WEEKDAY_NUMBER = {day: number for number, day in enumerate(Weekday)}
 
 
 class _Frozen(BaseModel):

@@ -8,7 +8,7 @@ changed here (amendments are a later workflow).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -65,24 +65,16 @@ def _label(entry: QueueEntry) -> str:
     return f"{name} ({entry.study.priority.value}, due {due})"
 
 
-def next_for(radiologist: Radiologist, pool: Iterable[QueueEntry]) -> QueueEntry | None:
-    """The top of the unassigned list among the studies ``radiologist`` may report."""
-    entries = {e.study.study_instance_uid: e for e in pool}
-    for study in queue_order(e.study for e in entries.values()):
-        if qualified(radiologist, study) is None:
-            return entries[study.study_instance_uid]
-    return None
-
-
 def check_claim(
     radiologist: Radiologist,
     wanted: QueueEntry,
     own: Sequence[QueueEntry],
-    pool: Sequence[QueueEntry],
+    top: QueueEntry | None,
 ) -> None:
     """Raise ``ReadingRefused`` unless ``radiologist`` may start reading ``wanted``.
 
-    ``own``: the radiologist's assigned and claimed studies; ``pool``: the unassigned."""
+    ``own``: the radiologist's assigned and claimed studies; ``top``: the first study of
+    the unassigned list (in queue order) that they may report."""
     if wanted.state is AssignmentState.FINAL:
         raise ReadingRefused(f"{_label(wanted)} is already reported")
     if wanted.state is AssignmentState.CLAIMED:
@@ -101,7 +93,6 @@ def check_claim(
     problem = qualified(radiologist, wanted.study)
     if problem is not None:
         raise ReadingRefused(f"{radiologist.name} may not report {_label(wanted)}: {problem}")
-    top = next_for(radiologist, pool)
     if top is not None and top.study.study_instance_uid != wanted.study.study_instance_uid:
         raise ReadingRefused(
             f"take {_label(top)} first: it is the top of the unassigned list for you"

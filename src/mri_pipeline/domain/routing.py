@@ -125,11 +125,18 @@ def queue_order(studies: Iterable[StudyToRoute]) -> list[StudyToRoute]:
 def qualified(radiologist: Radiologist, study: StudyToRoute) -> str | None:
     """Why ``radiologist`` may never report ``study`` (site, subspecialty, contrast); None
     when they may. Shifts and limits are not part of it."""
-    if study.site not in radiologist.sites:
-        return f"not credentialed for {study.site}"
-    if study.subspecialties and not radiologist.subspecialties & set(study.subspecialties):
-        return f"not {' or '.join(study.subspecialties)}"
-    if study.contrast and not radiologist.reports_contrast:
+    return qualified_for(radiologist, study.site, study.subspecialties, study.contrast)
+
+
+def qualified_for(
+    radiologist: Radiologist, site: str, subspecialties: Sequence[str], contrast: bool
+) -> str | None:
+    """``qualified`` for any study of that site, subspecialty and contrast."""
+    if site not in radiologist.sites:
+        return f"not credentialed for {site}"
+    if subspecialties and not radiologist.subspecialties & set(subspecialties):
+        return f"not {' or '.join(subspecialties)}"
+    if contrast and not radiologist.reports_contrast:
         return "does not report contrast studies"
     return None
 

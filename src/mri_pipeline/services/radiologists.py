@@ -3,7 +3,8 @@ read back as the domain's table by routing and the reading list."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -11,6 +12,7 @@ from sqlalchemy.orm import Session
 from mri_pipeline.db.models import RadiologistRow
 from mri_pipeline.domain.errors import DomainError
 from mri_pipeline.domain.radiologists import RadiologistEntry, RadiologistTable
+from mri_pipeline.domain.routing import Radiologist
 
 
 class UnknownRadiologist(DomainError):
@@ -49,6 +51,7 @@ class Roster:
     def __init__(self) -> None:
         # (version, table) replaced as one value: threads share a roster.
         self._cached: tuple[tuple[int, datetime | None], RadiologistTable | None] | None = None
+        self._team: tuple[RadiologistTable, tuple[date, str], list[Radiologist]] | None = None
 
     def table(self, session: Session) -> RadiologistTable | None:
         """None when there are no active radiologists."""
@@ -71,6 +74,19 @@ class Roster:
             table = RadiologistTable(radiologists=tuple(entries)) if entries else None
             cached = self._cached = (version, table)
         return cached[1]
+
+    def team(self, session: Session, day: date, zone: ZoneInfo) -> list[Radiologist]:
+        """The radiologists with their concrete shifts around ``day`` (see
+        ``RadiologistTable.on``), worked out once per roster version and day."""
+        table = self.table(session)
+        if table is None:
+            return []
+        cached = self._team
+        if cached is not None and cached[0] is table and cached[1] == (day, zone.key):
+            return cached[2]
+        team = table.on(day, zone)
+        self._team = (table, (day, zone.key), team)
+        return team
 
     def entry(self, session: Session, key: str) -> RadiologistEntry:
         table = self.table(session)

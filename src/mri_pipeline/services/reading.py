@@ -13,8 +13,8 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session, joinedload
+from sqlalchemy import or_, select
+from sqlalchemy.orm import Session, contains_eager
 
 from mri_pipeline.db.models import (
     Assignment,
@@ -34,10 +34,16 @@ from mri_pipeline.domain.reading import (
     check_claim,
     check_report,
     describe_time_left,
-    next_for,
     time_left,
 )
-from mri_pipeline.domain.routing import REPORT_TARGET, InHand, Radiologist, qualified, why_not
+from mri_pipeline.domain.routing import (
+    REPORT_TARGET,
+    InHand,
+    Radiologist,
+    qualified,
+    qualified_for,
+    why_not,
+)
 from mri_pipeline.services.events import record_study_event
 from mri_pipeline.services.radiologists import Roster, UnknownRadiologist
 from mri_pipeline.services.routing import give, in_hand, route_facts
@@ -46,7 +52,6 @@ from mri_pipeline.services.studies import find_study
 log = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime]
-POOL_LOOKAHEAD = 200  # unassigned studies read to find the top one a radiologist may take
 ROUTING_EVENTS = (
     "ROUTED",
     "ROUTING_ALERT",
@@ -105,8 +110,10 @@ class ReadingRoom:
     def _rows(session: Session, *conditions: Any, limit: int | None = None) -> list[Assignment]:
         query = (
             select(Assignment)
+            .join(ReceivedStudy, ReceivedStudy.id == Assignment.study_pk)
+            .join(RequestedProcedure, RequestedProcedure.id == ReceivedStudy.procedure_pk)
             .where(*conditions)
-            .options(joinedload(Assignment.study).joinedload(ReceivedStudy.procedure))
+            .options(contains_eager(Assignment.study).contains_eager(ReceivedStudy.procedure))
             .order_by(Assignment.priority_rank.desc(), Assignment.deadline, Assignment.id)
         )
         if limit is not None:
@@ -116,10 +123,26 @@ class ReadingRoom:
     def _own(self, session: Session, key: str) -> list[Assignment]:
         return self._rows(session, Assignment.radiologist_key == key, Assignment.state.in_(IN_HAND))
 
-    def _pool(self, session: Session) -> list[Assignment]:
-        return self._rows(
-            session, Assignment.state == AssignmentState.UNASSIGNED, limit=POOL_LOOKAHEAD
+    def _top_unassigned(self, session: Session, radiologist: Radiologist) -> QueueEntry | None:
+        """The first study of the unassigned list, in queue order, that ``radiologist``
+        may report: chosen in SQL by the protocols they may report."""
+        if self.site not in radiologist.sites:
+            return None
+        codes = self.catalogue.protocol_codes
+        allowed = [
+            p.code
+            for p in self.catalogue.protocols
+            if qualified_for(radiologist, self.site, p.subspecialty, p.contrast) is None
+        ]
+        code = RequestedProcedure.protocol_code
+        rows = self._rows(
+            session,
+            Assignment.state == AssignmentState.UNASSIGNED,
+            # A code outside the catalogue asks for no subspecialty and no contrast.
+            or_(code.in_(allowed), code.is_(None), code.not_in(codes)),
+            limit=1,
         )
+        return self._entry(rows[0]) if rows else None
 
     def reading_list(self, session: Session, key: str) -> dict[str, Any]:
         """``key``'s studies in hand, most urgent and earliest deadline first, with the
@@ -174,7 +197,7 @@ class ReadingRoom:
                 name,
             ) in rows
         ]
-        top = next_for(radiologist, [self._entry(r) for r in self._pool(session)])
+        top = self._top_unassigned(session, radiologist)
         return {
             "radiologist": key,
             "name": radiologist.name,
@@ -257,8 +280,8 @@ class ReadingRoom:
             return row
         wanted = self._entry(row)
         own = [self._entry(r) for r in self._own(session, by)]
-        pool = [self._entry(r) for r in self._pool(session)] if not row.radiologist_key else []
-        check_claim(radiologist, wanted, own, pool)
+        top = self._top_unassigned(session, radiologist) if not row.radiologist_key else None
+        check_claim(radiologist, wanted, own, top)
         if row.state == AssignmentState.UNASSIGNED:
             give(row, by, f"taken from the unassigned list by {radiologist.name}", now)
         row.state = AssignmentState.CLAIMED

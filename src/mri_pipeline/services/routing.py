@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import ColumnElement, exists, func, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session, selectinload, sessionmaker
 
 from mri_pipeline.db.models import (
     Assignment,
@@ -126,8 +126,7 @@ class RoutingDesk:
         self.batch = batch
 
     def team(self, session: Session, now: datetime) -> list[Radiologist]:
-        table = self.roster.table(session)
-        return table.on(now.astimezone(self.zone).date(), self.zone) if table else []
+        return self.roster.team(session, now.astimezone(self.zone).date(), self.zone)
 
     def facts(self, session: Session, study: ReceivedStudy) -> StudyToRoute | None:
         procedure = study.procedure
@@ -192,38 +191,44 @@ class RoutingDesk:
             session.execute(
                 select(ReceivedStudy)
                 .where(
+                    ReceivedStudy.routed_at.is_(None),
                     ReceivedStudy.state == StudyState.READY_FOR_READING.value,
                     ReceivedStudy.qc_verdict.in_(ROUTABLE),
                     ~exists().where(Assignment.study_pk == ReceivedStudy.id),
                 )
                 .order_by(ReceivedStudy.completed_at, ReceivedStudy.id)
                 .limit(self.batch)
+                .options(selectinload(ReceivedStudy.procedure))
                 .with_for_update(skip_locked=True, of=ReceivedStudy)
             ).scalars()
         )
         by_uid = {s.study_instance_uid: s for s in waiting}
         routes = [r for s in waiting if (r := self.facts(session, s)) is not None]
         written: list[Assignment] = []
-        for route in queue_order(routes):
-            decision = choose(route, team, loads, now)
-            study = by_uid[route.study_instance_uid]
-            row = Assignment(
-                study_pk=study.id,
-                priority=route.priority.value,
-                priority_rank=route.priority.rank,
-                units=route.units,
-                deadline=route.deadline,
-                escalate_at=escalation_due(route),
-            )
-            give(row, decision.radiologist, decision.reason, now)
-            session.add(row)
-            _took(loads, decision.radiologist, route.units)
-            kind = "ROUTED" if decision.radiologist else "ROUTING_ALERT"
-            self._event(
-                session, kind, study, decision.reason, now, radiologist=decision.radiologist
-            )
-            log.info("routed study_uid=%s to=%s", study.study_instance_uid, decision.radiologist)
-            written.append(row)
+        with session.no_autoflush:  # one INSERT per table at the end, not one per study
+            for route in queue_order(routes):
+                decision = choose(route, team, loads, now)
+                study = by_uid[route.study_instance_uid]
+                row = Assignment(
+                    study_pk=study.id,
+                    priority=route.priority.value,
+                    priority_rank=route.priority.rank,
+                    units=route.units,
+                    deadline=route.deadline,
+                    escalate_at=escalation_due(route),
+                )
+                give(row, decision.radiologist, decision.reason, now)
+                session.add(row)
+                study.routed_at = now
+                _took(loads, decision.radiologist, route.units)
+                kind = "ROUTED" if decision.radiologist else "ROUTING_ALERT"
+                self._event(
+                    session, kind, study, decision.reason, now, radiologist=decision.radiologist
+                )
+                log.info(
+                    "routed study_uid=%s to=%s", study.study_instance_uid, decision.radiologist
+                )
+                written.append(row)
         session.flush()
         return written
 
