@@ -69,6 +69,10 @@ class Settings(BaseSettings):
     def resolved_orthanc_url(self) -> str:
         return self.orthanc_url or f"http://127.0.0.1:{self.orthanc_http_port}"
 
+    def orthanc_browser_url(self) -> str:
+        """Orthanc as radiologists' browsers reach it (viewer and DICOMweb links)."""
+        return self.orthanc_public_url or self.resolved_orthanc_url()
+
     def resolved_database_url(self) -> str:
         if self.database_url:
             return self.database_url

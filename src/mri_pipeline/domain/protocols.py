@@ -6,7 +6,7 @@ DOMAIN.md A.2 (protocols), B.2 (indication → priority → protocol) and C.1–
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from enum import StrEnum
 from types import MappingProxyType
@@ -288,6 +288,22 @@ class Catalogue(_Frozen):
         except KeyError:
             valid = ", ".join(self._indication_by_code)
             raise UnknownIndication(f"unknown indication {code!r}; valid: {valid}") from None
+
+    def find_protocol(self, code: str | None) -> Protocol | None:
+        """The protocol with ``code``, or None for no code or one outside the catalogue."""
+        return self._protocol_by_code.get(code) if code else None
+
+    def indication_label(self, code: str | None) -> str | None:
+        """How the request form words an indication; an unknown code as it is."""
+        found = self._indication_by_code.get(code) if code else None
+        return found.label if found is not None else code
+
+    def red_flags(self, indication: str | None, ticked: Iterable[str]) -> tuple[Indication, ...]:
+        """An order's red flags: its indication when the form offers it as one, then each
+        ticked red flag, each once (codes outside the catalogue are left out)."""
+        codes = dict.fromkeys([indication, *ticked] if indication else list(ticked))
+        found = (self._indication_by_code.get(code) for code in codes if code)
+        return tuple(i for i in found if i is not None and i.red_flag)
 
 
 def _empty(model: BaseModel, *fields: str) -> list[tuple[Loc, str]]:

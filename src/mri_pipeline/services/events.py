@@ -6,7 +6,7 @@ import logging
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from mri_pipeline.db.models import PerformedStep, ReceivedStudy, ScheduledStep, StepEvent
@@ -124,3 +124,9 @@ def apply_step_event(
         actor,
     )
     return new
+
+
+def newest_event_id(session: Session) -> int:
+    """The newest event's id: a screen drawn now follows the events after it, so nothing
+    that happens between drawing and listening is missed."""
+    return int(session.scalar(select(func.max(StepEvent.id))) or 0)

@@ -70,9 +70,7 @@ class QcWorker:
         self.quiet = timedelta(seconds=quiet_seconds)
 
     def _protocol(self, code: str | None) -> Protocol | None:
-        if code is None or code not in self.catalogue.protocol_codes:
-            return None
-        return self.catalogue.protocol(code)
+        return self.catalogue.find_protocol(code)
 
     def due_series(self) -> list[int]:
         """Series of matched studies not checked at their current image count, whose

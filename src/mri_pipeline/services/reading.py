@@ -219,18 +219,12 @@ class ReadingRoom:
             ),
         }
 
-    def _red_flags(self, indication: str | None, extra: list[str] | None) -> list[str]:
-        """The order's red flags: its indication when that is one, and those added."""
-        flags = list(extra or [])
-        codes = self.catalogue.indication_codes
-        if indication and indication in codes and self.catalogue.indication(indication).red_flag:
-            flags.insert(0, indication)
-        return list(dict.fromkeys(flags))
+    def _red_flags(self, indication: str | None, ticked: list[str] | None) -> list[str]:
+        return [flag.code for flag in self.catalogue.red_flags(indication, ticked or [])]
 
     def _protocol_meaning(self, code: str | None) -> str | None:
-        if code and code in self.catalogue.protocol_codes:
-            return self.catalogue.protocol(code).meaning
-        return code
+        protocol = self.catalogue.find_protocol(code)
+        return protocol.meaning if protocol is not None else code
 
     @staticmethod
     def _timing(row: Assignment, now: datetime) -> dict[str, Any]:
@@ -439,9 +433,9 @@ class ReadingRoom:
     def _order(self, procedure: RequestedProcedure | None) -> dict[str, Any] | None:
         if procedure is None:
             return None
-        indication = None
-        if procedure.indication and procedure.indication in self.catalogue.indication_codes:
-            indication = self.catalogue.indication(procedure.indication).label
+        indication = (
+            self.catalogue.indication_label(procedure.indication) if procedure.indication else None
+        )
         return {
             "accession_number": procedure.accession_number,
             "requested_procedure_id": procedure.requested_procedure_id,
@@ -450,23 +444,20 @@ class ReadingRoom:
             "indication": procedure.indication,
             "indication_label": indication,
             "red_flags": [
-                {"code": code, "label": self._indication_label(code)}
-                for code in self._red_flags(procedure.indication, procedure.red_flags)
+                {"code": flag.code, "label": flag.label}
+                for flag in self.catalogue.red_flags(
+                    procedure.indication, procedure.red_flags or []
+                )
             ],
             "reason": procedure.reason,
             "ordered_at": procedure.created_at,
         }
 
-    def _indication_label(self, code: str) -> str:
-        if code in self.catalogue.indication_codes:
-            return self.catalogue.indication(code).label
-        return code
-
     def _protocol(self, procedure: RequestedProcedure | None) -> dict[str, Any] | None:
         code = procedure.protocol_code if procedure else None
-        if not code or code not in self.catalogue.protocol_codes:
+        protocol = self.catalogue.find_protocol(code)
+        if protocol is None:
             return {"code": code} if code else None
-        protocol = self.catalogue.protocol(code)
         return {
             "code": protocol.code,
             "meaning": protocol.meaning,

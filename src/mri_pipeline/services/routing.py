@@ -64,7 +64,7 @@ def route_facts(
 ) -> StudyToRoute:
     """What the routing rules need to know about a study, from its order and protocol."""
     code = procedure.protocol_code or ""
-    protocol = catalogue.protocol(code) if code in catalogue.protocol_codes else None
+    protocol = catalogue.find_protocol(code)
     return StudyToRoute(
         study_instance_uid=study.study_instance_uid,
         priority=Priority(procedure.priority),

@@ -9,7 +9,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import or_, select
 from sqlalchemy.orm import Session, defer, joinedload
 
 from mri_pipeline.db.models import (
@@ -17,10 +17,9 @@ from mri_pipeline.db.models import (
     ReceivedStudy,
     RequestedProcedure,
     ScheduledStep,
-    StepEvent,
 )
 from mri_pipeline.domain.nodes import DicomNode
-from mri_pipeline.domain.protocols import Catalogue, Protocol
+from mri_pipeline.domain.protocols import Catalogue
 from mri_pipeline.domain.qc import ExamOutcome
 from mri_pipeline.services.qc import current_series
 from mri_pipeline.services.worklist import steps_of_day
@@ -167,36 +166,9 @@ def qc_failures(session: Session, day: date, zone: ZoneInfo) -> list[QcFailure]:
     ]
 
 
-def last_event_id(session: Session) -> int:
-    """The newest examination event: a screen rendered now follows the events after it."""
-    return int(session.scalar(select(func.max(StepEvent.id))) or 0)
-
-
-def _protocol(catalogue: Catalogue, code: str | None) -> Protocol | None:
-    if code is None or code not in catalogue.protocol_codes:
-        return None
-    return catalogue.protocol(code)
-
-
 def _red_flags(catalogue: Catalogue, procedure: RequestedProcedure) -> tuple[RedFlag, ...]:
-    """The order's primary indication when the form offers it as a red flag, and every
-    ticked one, each once."""
-    codes = [procedure.indication] if procedure.indication else []
-    codes += list(procedure.red_flags or [])
-    flags: list[RedFlag] = []
-    for code in dict.fromkeys(codes):
-        if code is None or code not in catalogue.indication_codes:
-            continue
-        indication = catalogue.indication(code)
-        if indication.red_flag:
-            flags.append(RedFlag(code, indication.label))
-    return tuple(flags)
-
-
-def _indication_label(catalogue: Catalogue, code: str | None) -> str | None:
-    if code is None or code not in catalogue.indication_codes:
-        return code
-    return catalogue.indication(code).label
+    flags = catalogue.red_flags(procedure.indication, procedure.red_flags or [])
+    return tuple(RedFlag(flag.code, flag.label) for flag in flags)
 
 
 def _rows(
@@ -207,7 +179,7 @@ def _rows(
     rows = []
     for step in steps:
         procedure = step.procedure
-        protocol = _protocol(catalogue, procedure.protocol_code)
+        protocol = catalogue.find_protocol(procedure.protocol_code)
         rows.append(
             ScheduleRow(
                 step_id=step.id,
@@ -221,7 +193,7 @@ def _rows(
                 protocol_meaning=protocol.meaning if protocol is not None else None,
                 contrast=protocol.contrast if protocol is not None else False,
                 priority=procedure.priority,
-                indication=_indication_label(catalogue, procedure.indication),
+                indication=catalogue.indication_label(procedure.indication),
                 red_flags=_red_flags(catalogue, procedure),
                 not_indicated=procedure.not_indicated,
                 status=step.status,

@@ -13,13 +13,36 @@ from sqlalchemy.orm import Session
 from mri_pipeline.db.models import Assignment, Delivery, ReceivedStudy, Report
 from mri_pipeline.domain.nodes import NodeRole, NodeTable
 from mri_pipeline.domain.reading import ReadingRefused
-from mri_pipeline.orthanc import OrthancClient
+from mri_pipeline.orthanc import OrthancClient, OrthancUnavailable
 from mri_pipeline.services.events import record_study_event
 from mri_pipeline.services.radiologists import Roster
+from mri_pipeline.services.reading import ReadingRoom
+from mri_pipeline.services.studies import find_study
 
 log = logging.getLogger(__name__)
 
 DONE = {"Success": "delivered", "Failure": "failed"}
+
+
+def full_study_view(
+    room: ReadingRoom,
+    session: Session,
+    orthanc: OrthancClient,
+    orthanc_url: str,
+    study_instance_uid: str,
+) -> dict[str, Any]:
+    """The reading room's study view with what Orthanc adds: viewer links (``orthanc_url``
+    as the radiologist's browser reaches Orthanc), deliveries, and the patient's priors
+    (``priors`` None and ``priors_error`` set when Orthanc cannot be asked)."""
+    view = room.study_view(session, study_instance_uid)
+    study = find_study(session, study_instance_uid)
+    view["viewer"] = viewer_links(orthanc_url, study)
+    view["deliveries"] = [delivery_view(d) for d in deliveries(session, study)]
+    try:
+        view["priors"] = priors(session, orthanc, view["patient"]["patient_id"], study_instance_uid)
+    except OrthancUnavailable as error:
+        view["priors"], view["priors_error"] = None, str(error)
+    return view
 
 
 def viewer_links(orthanc_url: str, study: ReceivedStudy) -> dict[str, Any]:

@@ -27,8 +27,7 @@ from mri_pipeline.domain.turnaround import (
     figures,
 )
 from mri_pipeline.services import department
-from mri_pipeline.web.pages import PagePrincipal, allow, patient_data, render
-from mri_pipeline.web.radiologist import clinic_time
+from mri_pipeline.web.pages import PagePrincipal, allow, clinic_time, patient_data, render
 
 router = APIRouter(include_in_schema=False)
 

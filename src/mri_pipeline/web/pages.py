@@ -3,8 +3,11 @@ navigation a role sees, and the audit of pages that show patient data."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
+from zoneinfo import ZoneInfo
 
 from fastapi import Depends, HTTPException, Request
 from fastapi.responses import HTMLResponse
@@ -64,6 +67,28 @@ def allow(principal: Principal, area: Area) -> None:
 def patient_data(request: Request) -> None:
     """Mark the page as showing patient data: the app writes the read to the audit log."""
     request.state.patient_data = True
+
+
+def clinic_time(zone: ZoneInfo) -> Callable[[datetime | None], str]:
+    """A template helper: a moment as the clinic reads it ("Mon 2 Mar 07:40")."""
+
+    def show(moment: datetime | None) -> str:
+        if moment is None:
+            return "–"
+        local = moment.astimezone(zone)
+        return f"{local:%a} {local.day} {local:%b %H:%M}"
+
+    return show
+
+
+def person_name(value: str | None) -> str:
+    """A DICOM PN (``Family^Given^Middle^Prefix^Suffix``) as people write it:
+    "Family, Given Middle"."""
+    if not value:
+        return "(no name)"
+    family, _, rest = value.split("=")[0].partition("^")
+    given = " ".join(part for part in rest.split("^")[:2] if part)
+    return f"{family}, {given}" if given else family
 
 
 def render(

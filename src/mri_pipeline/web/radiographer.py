@@ -15,7 +15,8 @@ from mri_pipeline.domain.access import Area
 from mri_pipeline.domain.steps import StepStatus
 from mri_pipeline.runtime import Runtime
 from mri_pipeline.services import schedule_view
-from mri_pipeline.web.pages import PagePrincipal, allow, patient_data, render
+from mri_pipeline.services.events import newest_event_id
+from mri_pipeline.web.pages import PagePrincipal, allow, patient_data, person_name, render
 
 router = APIRouter(include_in_schema=False)
 
@@ -38,15 +39,6 @@ VERDICT_LABELS = {
     "ACCEPTED": "QC failed, accepted",
 }
 SERIES_OUTCOME_LABELS = {"PASS": "QC pass", "WARN": "QC warning", "FAIL": "QC FAIL"}
-
-
-def person_name(value: str | None) -> str:
-    """A DICOM PN (``Family^Given^Middle^Prefix^Suffix``) as people write it."""
-    if not value:
-        return "(no name)"
-    family, _, rest = value.split("=")[0].partition("^")
-    given = " ".join(part for part in rest.split("^")[:2] if part)
-    return f"{family}, {given}" if given else family
 
 
 def status_label(status: str) -> str:
@@ -90,7 +82,7 @@ def get_radiographer(
     allow(principal, Area.SCHEDULE)
     patient_data(request)
     day = _today(runtime)
-    last_event = schedule_view.last_event_id(session)  # first: nothing after it is missed
+    last_event = newest_event_id(session)  # first: nothing after it is missed
     stations = schedule_view.day_schedule(
         session, day, runtime.catalogue, runtime.nodes.scanners("MR")
     )

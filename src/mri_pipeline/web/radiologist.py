@@ -7,58 +7,34 @@ may reassign a study from its view."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from datetime import datetime
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Query, Request, status
 from fastapi.responses import HTMLResponse, Response
-from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from mri_pipeline.api.deps import OrthancDep, RuntimeDep, SessionDep
-from mri_pipeline.db.models import StepEvent
 from mri_pipeline.domain.access import Area, Role
 from mri_pipeline.domain.reading import IN_HAND, AssignmentState
-from mri_pipeline.orthanc import OrthancClient, OrthancUnavailable
 from mri_pipeline.runtime import Runtime
 from mri_pipeline.services import viewer
 from mri_pipeline.services.accounts import Principal
+from mri_pipeline.services.events import newest_event_id
 from mri_pipeline.services.radiologists import UnknownRadiologist
-from mri_pipeline.services.studies import UnknownStudy, find_study
-from mri_pipeline.web.pages import PagePrincipal, allow, patient_data, render
+from mri_pipeline.services.studies import UnknownStudy
+from mri_pipeline.web.pages import (
+    PagePrincipal,
+    allow,
+    clinic_time,
+    patient_data,
+    person_name,
+    render,
+)
 
 router = APIRouter(include_in_schema=False)
 
 RadiologistQuery = Annotated[str | None, Query(pattern=r"^[a-z][a-z0-9._-]{1,31}$")]
-
-
-def clinic_time(zone: ZoneInfo) -> Callable[[datetime | None], str]:
-    """A template helper: a moment as the clinic reads it ("Mon 2 Mar 07:40")."""
-
-    def show(moment: datetime | None) -> str:
-        if moment is None:
-            return "–"
-        local = moment.astimezone(zone)
-        return f"{local:%a} {local.day} {local:%b %H:%M}"
-
-    return show
-
-
-def person_name(value: str | None) -> str:
-    """A DICOM person name (Family^Given^Middle) as people write it: "Family, Given Middle"."""
-    if not value:
-        return "–"
-    family, _, rest = value.split("=")[0].partition("^")
-    given = " ".join(part for part in rest.split("^") if part)
-    return f"{family}, {given}" if given else family
-
-
-def latest_event(session: Session) -> int:
-    """The newest event's id: the page follows ``/api/events`` from there, so nothing that
-    happens between rendering it and the stream opening is missed."""
-    return int(session.scalar(select(func.max(StepEvent.id))) or 0)
 
 
 def _helpers(runtime: Runtime) -> dict[str, Any]:
@@ -66,9 +42,7 @@ def _helpers(runtime: Runtime) -> dict[str, Any]:
 
     def flag(code: str | None) -> str:
         """An indication code as the request form words it."""
-        if code and code in catalogue.indication_codes:
-            return catalogue.indication(code).label
-        return code or "–"
+        return catalogue.indication_label(code) or "–"
 
     return {
         "when": clinic_time(ZoneInfo(runtime.settings.clinic_timezone)),
@@ -88,7 +62,7 @@ def _list_context(
         "key": key,
         "listing": None,
         "problem": None,
-        "last_event": latest_event(session),
+        "last_event": newest_event_id(session),
     }
     if not acting:
         table = runtime.roster.table(session)
@@ -134,26 +108,6 @@ def get_reading_list_part(
     return render(request, "radiologist_list.html", principal, **context, **_helpers(runtime))
 
 
-def study_view(
-    session: Session, runtime: Runtime, orthanc: OrthancClient, study_instance_uid: str
-) -> dict[str, Any]:
-    """The study view as ``GET /api/reading-list/{uid}`` answers it."""
-    view = runtime.reading_room().study_view(session, study_instance_uid)
-    study = find_study(session, study_instance_uid)
-    settings = runtime.settings
-    view["viewer"] = viewer.viewer_links(
-        settings.orthanc_public_url or settings.resolved_orthanc_url(), study
-    )
-    view["deliveries"] = [viewer.delivery_view(d) for d in viewer.deliveries(session, study)]
-    try:
-        view["priors"] = viewer.priors(
-            session, orthanc, view["patient"]["patient_id"], study_instance_uid
-        )
-    except OrthancUnavailable as error:
-        view["priors"], view["priors_error"] = None, str(error)
-    return view
-
-
 def _may_act(principal: Principal, assignment: dict[str, Any] | None) -> dict[str, bool]:
     """Which buttons the study view offers this user (the API decides in the end)."""
     mine = (
@@ -188,7 +142,13 @@ def get_study(
     allow(principal, Area.READING)
     patient_data(request)
     try:
-        view = study_view(session, runtime, orthanc, study_instance_uid)
+        view = viewer.full_study_view(
+            runtime.reading_room(),
+            session,
+            orthanc,
+            runtime.settings.orthanc_browser_url(),
+            study_instance_uid,
+        )
     except UnknownStudy as error:
         page = render(request, "error.html", principal, title="No such study", message=str(error))
         page.status_code = status.HTTP_404_NOT_FOUND
@@ -196,7 +156,7 @@ def get_study(
     context: dict[str, Any] = {
         "study": view,
         "may": _may_act(principal, view["assignment"]),
-        "last_event": latest_event(session),
+        "last_event": newest_event_id(session),
     }
     if context["may"]["reassign"]:
         table = runtime.roster.table(session)

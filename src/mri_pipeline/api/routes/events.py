@@ -12,11 +12,12 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import StreamingResponse
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from mri_pipeline.api.deps import PrincipalDep, RuntimeDep
 from mri_pipeline.db.models import StepEvent
 from mri_pipeline.runtime import Runtime
+from mri_pipeline.services.events import newest_event_id
 
 router = APIRouter(prefix="/api/events", tags=["events"])
 POLL_SECONDS = 0.5
@@ -28,7 +29,7 @@ def _after(runtime: Runtime, after: int | None) -> tuple[int, list[dict[str, Any
     """Events with an id above ``after`` (None: from now on) and the newest id seen."""
     with runtime.sessions() as session:
         if after is None:
-            return int(session.scalar(select(func.max(StepEvent.id))) or 0), []
+            return newest_event_id(session), []
         rows = list(
             session.execute(
                 select(StepEvent).where(StepEvent.id > after).order_by(StepEvent.id).limit(BATCH)

@@ -21,7 +21,6 @@ from mri_pipeline.api.deps import (
 )
 from mri_pipeline.domain.access import Area
 from mri_pipeline.domain.reading import ReportStatus
-from mri_pipeline.orthanc import OrthancUnavailable
 from mri_pipeline.services import viewer
 from mri_pipeline.services.accounts import Principal
 from mri_pipeline.services.examinations import UnknownExamination
@@ -86,20 +85,13 @@ def get_study_view(
     """Order, indication and red flags, protocol, QC, assignment and its reason, report,
     turnaround, routing events, viewer links, deliveries and the patient's priors in
     Orthanc (``priors`` is null with ``priors_error`` when Orthanc cannot be asked)."""
-    view = runtime.reading_room().study_view(session, study_instance_uid)
-    study = find_study(session, study_instance_uid)
-    settings = runtime.settings
-    view["viewer"] = viewer.viewer_links(
-        settings.orthanc_public_url or settings.resolved_orthanc_url(), study
+    return viewer.full_study_view(
+        runtime.reading_room(),
+        session,
+        orthanc,
+        runtime.settings.orthanc_browser_url(),
+        study_instance_uid,
     )
-    view["deliveries"] = [viewer.delivery_view(d) for d in viewer.deliveries(session, study)]
-    try:
-        view["priors"] = viewer.priors(
-            session, orthanc, view["patient"]["patient_id"], study_instance_uid
-        )
-    except OrthancUnavailable as error:
-        view["priors"], view["priors_error"] = None, str(error)
-    return view
 
 
 @router.post("/{study_instance_uid}/send", status_code=status.HTTP_202_ACCEPTED)
