@@ -8,6 +8,7 @@ import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import create_engine, text
@@ -56,19 +57,25 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
         admin.dispose()
 
 
+def make_settings(database_url: str, var_dir: Path, **overrides: Any) -> Settings:
+    """The committed reference files, the tests' radiologists, London, free ports."""
+    values: dict[str, Any] = {
+        "database_url": database_url,
+        "var_dir": var_dir,
+        "protocols_file": ROOT / "worklist/protocols.yaml",
+        "nodes_file": ROOT / "dicom_nodes/nodes.yaml",
+        "demo_orders_file": ROOT / "worklist/demo_orders.yaml",
+        "radiologists_file": ROOT / "tests/data/radiologists.yaml",
+        "clinic_timezone": "Europe/London",
+        "dicom_host": "127.0.0.1",
+        "dicom_port": free_port(),
+    }
+    return Settings(**(values | overrides))
+
+
 @pytest.fixture
 def settings(database_url: str, tmp_path: Path) -> Settings:
-    return Settings(
-        database_url=database_url,
-        var_dir=tmp_path,
-        protocols_file=ROOT / "worklist/protocols.yaml",
-        nodes_file=ROOT / "dicom_nodes/nodes.yaml",
-        demo_orders_file=ROOT / "worklist/demo_orders.yaml",
-        radiologists_file=ROOT / "tests/data/radiologists.yaml",
-        clinic_timezone="Europe/London",
-        dicom_host="127.0.0.1",
-        dicom_port=free_port(),
-    )
+    return make_settings(database_url, tmp_path)
 
 
 @pytest.fixture

@@ -23,11 +23,10 @@ from selenium.webdriver.support import expected_conditions
 from selenium.webdriver.support.wait import WebDriverWait
 
 from mri_pipeline.api.app import create_app
-from mri_pipeline.config import Settings
 from mri_pipeline.domain.access import Role
 from mri_pipeline.runtime import Runtime, build_runtime
 from mri_pipeline.services.accounts import add_user
-from tests.conftest import ROOT, fixed_clock, free_port
+from tests.conftest import ROOT, fixed_clock, free_port, make_settings
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
@@ -74,16 +73,9 @@ class Site:
 @pytest.fixture
 def site(tmp_path: Path) -> Iterator[Site]:
     """The app on SQLite (browser tests are about the screens, not the database)."""
-    settings = Settings(
-        database_url=f"sqlite:///{tmp_path / 'screens.db'}",
-        var_dir=tmp_path,
-        protocols_file=ROOT / "worklist/protocols.yaml",
-        nodes_file=ROOT / "dicom_nodes/nodes.yaml",
-        demo_orders_file=ROOT / "worklist/demo_orders.yaml",
-        radiologists_file=ROOT / "tests/data/radiologists.yaml",
-        clinic_timezone="Europe/London",
-        dicom_host="127.0.0.1",
-        dicom_port=free_port(),
+    settings = make_settings(
+        f"sqlite:///{tmp_path / 'screens.db'}",
+        tmp_path,
         orthanc_url=f"http://127.0.0.1:{free_port()}",  # nothing listens unless a test starts it
         orthanc_username="u",
         orthanc_password="p",

@@ -9,7 +9,6 @@ from typing import Any
 
 import numpy as np
 import pytest
-from pydicom.uid import generate_uid
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.remote.webdriver import WebDriver
@@ -18,7 +17,6 @@ from sqlalchemy import select
 
 from mri_pipeline.db.models import (
     AuditEntry,
-    ReceivedSeries,
     ReceivedStudy,
     RequestedProcedure,
     ScheduledStep,
@@ -31,6 +29,7 @@ from mri_pipeline.services.events import record_study_event
 from mri_pipeline.services.worklist import record_status
 from tests.conftest import FIXED_NOW
 from tests.e2e.conftest import Site, log_in, screenshot, text_of, wait_for
+from tests.factories import checked_series, received_study
 from tests.integration.test_mwl_scp import book
 
 SUMMARY = "Failed: SAG T2 TSE: signal-to-noise 4.1, below 8.0; repeat the series."
@@ -143,40 +142,15 @@ def seed_failed_qc(site: Site, accession: str) -> str:
         procedure = session.execute(
             select(RequestedProcedure).where(RequestedProcedure.accession_number == accession)
         ).scalar_one()
-        study = ReceivedStudy(
-            study_instance_uid=procedure.study_instance_uid,
-            orthanc_id=f"o-{accession}",
-            accession_number=accession,
-            patient_id=procedure.patient.patient_id,
-            patient_name=procedure.patient.name,
-            procedure_pk=procedure.id,
-            reconciliation="matched",
-            state="ready_for_reading",
-            stable=False,
-            instance_count=30,
-            first_received_at=FIXED_NOW,
-            last_received_at=FIXED_NOW,
-            completed_at=FIXED_NOW,
-            qc_verdict="FAILED",
-            qc_summary=SUMMARY,
+        study = received_study(
+            procedure, FIXED_NOW, qc_verdict="FAILED", qc_summary=SUMMARY, instances=30
         )
         session.add(study)
         session.flush()
         for number, description, outcome in ((1, "SAG T1 TSE", "PASS"), (2, "SAG T2 TSE", "FAIL")):
+            thumbnail = encode_gray8(gradient)
             session.add(
-                ReceivedSeries(
-                    study_pk=study.id,
-                    series_instance_uid=str(generate_uid()),
-                    orthanc_id=f"s-{accession}-{number}",
-                    modality="MR",
-                    series_number=number,
-                    series_description=description,
-                    instance_count=15,
-                    last_received_at=FIXED_NOW,
-                    qc_instance_count=15,
-                    qc_outcome=outcome,
-                    thumbnail_png=encode_gray8(gradient),
-                )
+                checked_series(study, number, description, outcome, FIXED_NOW, thumbnail=thumbnail)
             )
         record_study_event(
             session, study, kind="QC_FAILED", actor="qc", at=FIXED_NOW, reason=SUMMARY

@@ -22,7 +22,6 @@ from sqlalchemy import select
 from mri_pipeline.db.models import (
     Assignment,
     QcResult,
-    ReceivedSeries,
     ReceivedStudy,
     Report,
 )
@@ -30,6 +29,7 @@ from mri_pipeline.domain.access import Role
 from mri_pipeline.runtime import Runtime
 from tests.conftest import FIXED_NOW
 from tests.e2e.conftest import Site, log_in, screenshot, text_of, wait_for
+from tests.factories import checked_series
 from tests.integration.test_routing_assignment import ready_study
 
 SPA = "inflammatory-back-pain"
@@ -42,18 +42,7 @@ def add_series(runtime: Runtime, accession: str) -> None:
             select(ReceivedStudy).where(ReceivedStudy.accession_number == accession)
         ).scalar_one()
         for number, description, outcome in ((1, "SAG T2 TSE", "PASS"), (2, "AX T2 TSE", "WARN")):
-            series = ReceivedSeries(
-                study_pk=study.id,
-                series_instance_uid=f"{study.study_instance_uid}.{number}",
-                orthanc_id=f"series-{accession}-{number}",
-                modality="MR",
-                series_number=number,
-                series_description=description,
-                instance_count=15,
-                last_received_at=FIXED_NOW,
-                qc_instance_count=15,
-                qc_outcome=outcome,
-            )
+            series = checked_series(study, number, description, outcome, FIXED_NOW)
             session.add(series)
             session.flush()
             if outcome == "WARN":

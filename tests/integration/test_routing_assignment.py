@@ -11,6 +11,7 @@ from mri_pipeline.db.models import Assignment, ReceivedStudy, RequestedProcedure
 from mri_pipeline.runtime import Runtime
 from mri_pipeline.services.routing import RoutingDesk
 from tests.conftest import FIXED_NOW
+from tests.factories import received_study
 from tests.integration.test_mwl_scp import book
 
 
@@ -23,23 +24,7 @@ def ready_study(
         procedure = session.execute(
             select(RequestedProcedure).where(RequestedProcedure.accession_number == accession)
         ).scalar_one()
-        session.add(
-            ReceivedStudy(
-                study_instance_uid=procedure.study_instance_uid,
-                orthanc_id=f"o-{accession}",
-                accession_number=accession,
-                patient_id=patient_id,
-                procedure_pk=procedure.id,
-                reconciliation="matched",
-                state="ready_for_reading",
-                stable=False,
-                instance_count=10,
-                first_received_at=completed_at,
-                last_received_at=completed_at,
-                completed_at=completed_at,
-                qc_verdict="PASSED",
-            )
-        )
+        session.add(received_study(procedure, completed_at))
     return accession
 
 

@@ -87,10 +87,7 @@ def get_reading_list(
     radiologist: RadiologistQuery = None,
 ) -> Response:
     """The reading list: a radiologist's own, or (administrators) anyone's, read-only."""
-    allow(principal, Area.READING)
-    patient_data(request)
-    context = _list_context(session, runtime, principal, radiologist)
-    return render(request, "radiologist.html", principal, **context, **_helpers(runtime))
+    return _list_page(request, principal, runtime, session, radiologist, "radiologist.html")
 
 
 @router.get("/radiologist/list", response_class=HTMLResponse)
@@ -102,10 +99,21 @@ def get_reading_list_part(
     radiologist: RadiologistQuery = None,
 ) -> Response:
     """The list alone, for the page to refresh itself when routing changes it."""
+    return _list_page(request, principal, runtime, session, radiologist, "radiologist_list.html")
+
+
+def _list_page(
+    request: Request,
+    principal: Principal,
+    runtime: Runtime,
+    session: Session,
+    radiologist: str | None,
+    template: str,
+) -> Response:
     allow(principal, Area.READING)
     patient_data(request)
     context = _list_context(session, runtime, principal, radiologist)
-    return render(request, "radiologist_list.html", principal, **context, **_helpers(runtime))
+    return render(request, template, principal, **context, **_helpers(runtime))
 
 
 def _may_act(principal: Principal, assignment: dict[str, Any] | None) -> dict[str, bool]:
