@@ -518,7 +518,7 @@ def up(
             f"  API                 {api_url}/docs (token: mri-pipeline user add NAME --role R)",
             f"  worklist (JSON)     {api_url}/api/worklist",
             f"  studies (JSON)      {api_url}/api/studies",
-            f"  reading list (JSON) {api_url}/api/reading-list?radiologist=rad.okafor",
+            f"  reading list        {api_url}/radiologist",
             f"  health              {api_url}/health",
             f"  DICOM worklist AE   {config.ae_title} @ {shown_host}:{config.port} (MWL, MPPS)",
         ]
