@@ -193,3 +193,27 @@ def test_a_request_holds_one_database_connection_at_a_time(runtime: Runtime) -> 
             event.remove(runtime.engine, "checkout", checkout)
             event.remove(runtime.engine, "checkin", checkin)
     assert most[0] == 1
+
+
+def test_password_guessing_is_slowed_down_per_user_name(runtime: Runtime) -> None:
+    with runtime.sessions.begin() as session:
+        add_user(session, "rg.guess", Role.RADIOGRAPHER, runtime.clock(), password="y" * 12)
+
+    def attempt(browser: TestClient, password: str) -> tuple[int, str]:
+        form = browser.get("/login").text
+        token = re.search(r'name="login_csrf" value="([^"]+)"', form)
+        assert token is not None
+        answer = browser.post(
+            "/login",
+            data={"username": "rg.guess", "password": password, "login_csrf": token[1]},
+            follow_redirects=False,
+        )
+        return answer.status_code, answer.text
+
+    with TestClient(create_app(runtime)) as browser:
+        assert [attempt(browser, "wrong")[0] for _ in range(5)] == [401] * 5
+        code, page = attempt(browser, "y" * 12)  # even the right password, for now
+        assert code == 429
+        assert "Too many failed attempts for this user name. Try again in 10 min." in page
+    with TestClient(create_app(runtime)) as fresh:  # a new process starts counting afresh
+        assert attempt(fresh, "y" * 12)[0] == 303

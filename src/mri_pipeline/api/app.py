@@ -25,6 +25,7 @@ from mri_pipeline.api.routes import (
 from mri_pipeline.domain.access import Area
 from mri_pipeline.domain.errors import DomainError
 from mri_pipeline.domain.lifecycle import IllegalTransition
+from mri_pipeline.domain.throttle import LoginThrottle
 from mri_pipeline.orthanc import OrthancUnavailable, UnknownModality, UnknownResource
 from mri_pipeline.runtime import Runtime
 from mri_pipeline.services.accounts import Principal, record_read
@@ -52,6 +53,7 @@ PATIENT_DATA = (
 def create_app(runtime: Runtime) -> FastAPI:
     app = FastAPI(title="MRI pipeline", version=__version__)
     app.state.runtime = runtime
+    app.state.login_throttle = LoginThrottle()  # per process: a worker counts its own
     for router, area in (
         (orders.router, Area.ORDERS),
         (worklist.router, Area.SCHEDULE),

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Form, Request, status
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from mri_pipeline.api.deps import SESSION_COOKIE, RuntimeDep, csrf_matches, identify
+from mri_pipeline.domain.throttle import LoginThrottle
 from mri_pipeline.services.accounts import (
     SESSION_LIFETIME,
     by_session,
@@ -64,15 +65,28 @@ def post_login(
             error="The form had expired. Please log in again.",
             code=status.HTTP_400_BAD_REQUEST,
         )
+    name, now = username.strip(), runtime.clock()
+    throttle: LoginThrottle = request.app.state.login_throttle
+    wait = throttle.wait(name, now)
+    if wait is not None:
+        minutes = max(1, round(wait.total_seconds() / 60))
+        return _login_page(
+            request,
+            next_path=_safe_next(next),
+            error=f"Too many failed attempts for this user name. Try again in {minutes} min.",
+            code=status.HTTP_429_TOO_MANY_REQUESTS,
+        )
     with runtime.sessions.begin() as session:
-        cookie = log_in(session, username.strip(), password, runtime.clock())
+        cookie = log_in(session, name, password, now)
     if cookie is None:
+        throttle.failed(name, now)
         return _login_page(
             request,
             next_path=_safe_next(next),
             error="Wrong user name or password.",
             code=status.HTTP_401_UNAUTHORIZED,
         )
+    throttle.succeeded(name)
     with runtime.sessions() as session:
         principal = by_session(session, cookie, runtime.clock())
     assert principal is not None
