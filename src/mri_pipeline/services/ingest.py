@@ -23,6 +23,8 @@ from typing import Any, TypeVar
 
 from pydicom.dataset import Dataset
 from sqlalchemy import func, insert, or_, select
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, sessionmaker
 
 from mri_pipeline.db.models import (
@@ -188,12 +190,14 @@ class Ingest:
         """Record the page and move the cursor in one transaction; False if another worker
         recorded it first."""
         with self.sessions.begin() as session:
-            cursor = session.execute(
-                select(IngestCursor).where(IngestCursor.name == CURSOR_NAME).with_for_update()
-            ).scalar_one_or_none()
+            lock = select(IngestCursor).where(IngestCursor.name == CURSOR_NAME).with_for_update()
+            cursor = session.execute(lock).scalar_one_or_none()
             if cursor is None:
-                cursor = IngestCursor(name=CURSOR_NAME, last_seq=0, updated_at=self.clock())
-                session.add(cursor)
+                # The first page ever: workers starting together must not both insert it.
+                _insert_ignoring_conflict(
+                    session, IngestCursor, name=CURSOR_NAME, last_seq=0, updated_at=self.clock()
+                )
+                cursor = session.execute(lock).scalar_one()
             if cursor.last_seq != since:
                 report.more = True  # another worker took this page; read again
                 return False
@@ -579,6 +583,13 @@ def _rows_by_orthanc_id(
         return {}
     rows = session.execute(select(model).where(model.orthanc_id.in_(orthanc_ids))).scalars()
     return {row.orthanc_id: row for row in rows}
+
+
+def _insert_ignoring_conflict(session: Session, model: type[IngestCursor], **values: Any) -> None:
+    """INSERT … ON CONFLICT DO NOTHING, in the database's own dialect."""
+    dialect = session.get_bind().dialect.name
+    insert = postgresql_insert if dialect == "postgresql" else sqlite_insert
+    session.execute(insert(model).values(**values).on_conflict_do_nothing())
 
 
 def read_cursor(session: Session) -> int:
