@@ -17,12 +17,9 @@ lint: setup
 test: setup lint
 	$(BIN)/pytest
 
+# One table of every bench's figures; e.g. make bench BENCH_ARGS=--quick for a smoke run.
 bench: setup
-	$(BIN)/python bench/mwl_query.py
-	$(BIN)/python bench/mpps.py
-	$(BIN)/python bench/ingest.py
-	$(BIN)/python bench/qc.py
-	$(BIN)/python bench/routing.py
+	$(BIN)/python bench/report.py --markdown var/bench-report.md $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

@@ -1,11 +1,16 @@
-"""What the benches share: free ports and a fresh database per run."""
+"""What the benches share: free ports, a fresh database per run, and the writer of the
+headline figures that ``bench/report.py`` puts in one table."""
 
 from __future__ import annotations
 
+import argparse
+import json
+import math
 import socket
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -75,3 +80,43 @@ def pipeline_runtime(
             yield runtime
         finally:
             runtime.close()
+
+
+@dataclass(frozen=True)
+class Figure:
+    """One headline figure of a bench: a row of ``bench/report.py``'s table."""
+
+    figure: str  # in words: what was measured, and at what size
+    value: float
+    unit: str
+    reference: str | None = None  # in words, with the reference's own value
+    ratio: float | None = None  # value / the reference's value, unless ``figure`` says otherwise
+    target: str | None = None
+    verdict: str | None = None  # "PASS" or "MISS" against ``target``
+
+
+def add_json_option(parser: argparse.ArgumentParser) -> None:
+    """``--json PATH``: where a bench writes its headline figures for ``bench/report.py``."""
+    parser.add_argument(
+        "--json",
+        type=Path,
+        metavar="PATH",
+        help="also write the headline figures there, as JSON rows (bench/report.py reads them)",
+    )
+
+
+def write_figures(path: Path | None, bench: str, figures: Iterable[Figure]) -> None:
+    """The figures as a JSON list of rows at ``path`` (a bench's ``--json``); nothing
+    without a path. A figure that could not be measured (NaN) is written as null."""
+    if path is None:
+        return
+
+    def finite(value: object) -> object:
+        return None if isinstance(value, float) and not math.isfinite(value) else value
+
+    rows = [
+        {"bench": bench, **{key: finite(value) for key, value in asdict(figure).items()}}
+        for figure in figures
+    ]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(rows, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")

@@ -34,7 +34,7 @@
 Targets are reported PASS/MISS; the exit status is 1 only when an operation failed.
 
     .venv/bin/python bench/ingest.py                          # SQLite, 500 images, 3 rounds
-    .venv/bin/python bench/ingest.py --rounds 1 --exams 3     # smoke run
+    .venv/bin/python bench/ingest.py --quick                  # smoke run: 200 images, 1 round
     .venv/bin/python bench/ingest.py --profile                # + cProfile of the ingest thread
     .venv/bin/python bench/ingest.py --rounds 12              # settle a ratio near the target
     .venv/bin/python bench/ingest.py --database-url postgresql+psycopg://postgres@127.0.0.1:5432/test
@@ -72,7 +72,15 @@ from pydicom.dataset import Dataset
 from pydicom.uid import MRImageStorage, generate_uid
 from sqlalchemy import func, select
 
-from common import HOST, ROOT, free_port, pipeline_runtime
+from common import (
+    HOST,
+    ROOT,
+    Figure,
+    add_json_option,
+    free_port,
+    pipeline_runtime,
+    write_figures,
+)
 from mri_pipeline.config import Settings
 from mri_pipeline.db.models import ReceivedInstance, ReceivedStudy
 from mri_pipeline.dicom.scanner import (
@@ -770,15 +778,22 @@ def stable_age() -> int:
     return int(configuration.get("StableAge", 60))
 
 
+def per_round_ratios(alone: Sequence[StoreRun], piped: Sequence[StoreRun]) -> list[float]:
+    """Pipeline / alone images per second, round by round.
+
+    Runs of a round are paired (same files, minutes apart): the median of the per-round
+    ratios is less at the mercy of the machine's drift than the ratio of the medians.
+    """
+    return [p.rate / q.rate for p, q in zip(piped, alone, strict=True)]
+
+
 def print_summary(
     alone: Sequence[StoreRun], piped: Sequence[StoreRun], exams: Sequence[ExamLatency]
 ) -> list[str]:
     """The targets with PASS/MISS; returns the missed ones."""
     a = statistics.median(r.rate for r in alone)
     b = statistics.median(r.rate for r in piped)
-    # Runs of a round are paired (same files, minutes apart): the median of the per-round
-    # ratios is less at the mercy of the machine's drift than the ratio of the medians.
-    per_round = [p.rate / q.rate for p, q in zip(piped, alone, strict=True)]
+    per_round = per_round_ratios(alone, piped)
     ratio = statistics.median(per_round)
     lags = [r.ingest_lag for r in piped]
     ready = [e.ready_seconds for e in exams]
@@ -828,6 +843,44 @@ def print_summary(
     return missed
 
 
+def headline(
+    alone: Sequence[StoreRun], piped: Sequence[StoreRun], exams: Sequence[ExamLatency]
+) -> list[Figure]:
+    """The summary as report rows: throughput with the pipeline against Orthanc alone, the
+    ingest lag, and MPPS -> ready against Orthanc's stable-study wait."""
+    a = statistics.median(r.rate for r in alone)
+    b = statistics.median(r.rate for r in piped)
+    ratio = statistics.median(per_round_ratios(alone, piped))
+    ready = statistics.median(e.ready_seconds for e in exams)
+    stable = stable_age()
+    return [
+        Figure(
+            f"storescu with the pipeline running, {piped[0].images} images, "
+            f"{len(piped)} round{'' if len(piped) == 1 else 's'}",
+            b,
+            "images/s",
+            f"Orthanc alone {a:.1f} images/s (ratio: median per round)",
+            ratio,
+            f">= {THROUGHPUT_TARGET:.2f}x",
+            mark(ratio >= THROUGHPUT_TARGET),
+        ),
+        Figure(
+            "lag after storescu until every instance is recorded, median",
+            statistics.median(r.ingest_lag for r in piped),
+            "s",
+        ),
+        Figure(
+            f"MPPS COMPLETED -> ready for reading, median, {len(exams)} exams",
+            ready,
+            "s",
+            f"no MPPS: Orthanc's StableAge {stable} s",
+            ready / stable if stable else None,
+            f"<= {LATENCY_TARGET:.0f} s",
+            mark(ready <= LATENCY_TARGET),
+        ),
+    ]
+
+
 def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--images", type=int, default=500, help="images a run (default 500)")
@@ -847,7 +900,13 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         help="leave Nagle on in storescu and Orthanc (this DCMTK build's default)",
     )
     parser.add_argument("--seed", type=int, default=20260302)
+    parser.add_argument(
+        "--quick", action="store_true", help="smoke run: 200 images, 1 round, 3 examinations"
+    )
+    add_json_option(parser)
     args = parser.parse_args(argv)
+    if args.quick:
+        args.images, args.rounds, args.exams = 200, 1, 3
     if args.images < 1 or args.rounds < 1 or args.exams < 1:
         parser.error("--images, --rounds and --exams must be at least 1")
     return args
@@ -891,6 +950,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"\nFAILED: {exc}")
         return 1
     missed = print_summary(alone, piped, exams)
+    write_figures(args.json, "ingest", headline(alone, piped, exams))
     if profiler is not None:
         text_out = io.StringIO()
         stats = pstats.Stats(profiler, stream=text_out).sort_stats("cumulative")

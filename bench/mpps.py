@@ -56,7 +56,15 @@ from pydicom.dataset import Dataset
 from pydicom.uid import generate_uid
 from pynetdicom import AE, evt
 
-from common import HOST, ROOT, free_port, fresh_database
+from common import (
+    HOST,
+    ROOT,
+    Figure,
+    add_json_option,
+    free_port,
+    fresh_database,
+    write_figures,
+)
 from mri_pipeline.api.app import create_app
 from mri_pipeline.config import Settings
 from mri_pipeline.dicom.console_messages import (
@@ -66,7 +74,9 @@ from mri_pipeline.dicom.console_messages import (
     worklist_query,
 )
 from mri_pipeline.dicom.server import DicomServerConfig, start_dicom_server
+from mri_pipeline.domain.access import Role
 from mri_pipeline.runtime import Runtime, build_runtime
+from mri_pipeline.services.accounts import add_user
 from mri_pipeline.services.orders import OrderRequest, PatientIn, create_order
 
 CALLED_AE = "LSP_RIS"
@@ -87,9 +97,10 @@ PROTOCOL_NAMES = ["SAG T1 TSE", "SAG T2 TSE", "AX T2 TSE"]
 
 
 class ApiServer:
-    """The FastAPI app under uvicorn in a background thread."""
+    """The FastAPI app under uvicorn in a background thread, and the headers of a client
+    logged in with ``token``."""
 
-    def __init__(self, runtime: Runtime, port: int) -> None:
+    def __init__(self, runtime: Runtime, port: int, token: str) -> None:
         config = uvicorn.Config(
             create_app(runtime),
             host=HOST,
@@ -101,6 +112,10 @@ class ApiServer:
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, name="uvicorn", daemon=True)
         self.url = f"http://{HOST}:{port}"
+        self.headers = {"Authorization": f"Bearer {token}"}
+
+    def client(self) -> httpx.Client:
+        return httpx.Client(base_url=self.url, headers=self.headers, timeout=30)
 
     def start(self) -> None:
         self.thread.start()
@@ -300,11 +315,11 @@ def wait_until(
 
 
 def run_sequential(
-    exams: list[Booked], port: int, api_url: str, nagle: bool, failures: list[str]
+    exams: list[Booked], port: int, api: ApiServer, nagle: bool, failures: list[str]
 ) -> Latencies:
     lat = Latencies()
     consoles = {station: Console(port, station, nagle=nagle) for station in STATIONS}
-    with httpx.Client(base_url=api_url, timeout=30) as client:
+    with api.client() as client:
         for exam in exams:
             console = consoles[exam.station]
             try:
@@ -348,7 +363,7 @@ class Throughput:
 
 
 def run_concurrent(
-    shares: list[list[Booked]], port: int, api_url: str, nagle: bool, failures: list[str]
+    shares: list[list[Booked]], port: int, api: ApiServer, nagle: bool, failures: list[str]
 ) -> Throughput:
     lock = threading.Lock()
     barrier = threading.Barrier(len(shares) + 1)
@@ -397,7 +412,7 @@ def run_concurrent(
     seconds = time.perf_counter() - started
 
     # Afterwards every step must read COMPLETED through the API.
-    with httpx.Client(base_url=api_url, timeout=30) as client:
+    with api.client() as client:
         for exam in (e for share in shares for e in share):
             try:
                 statuses = step_statuses(client, exam.accession)
@@ -475,6 +490,46 @@ def print_throughput(result: Throughput, failures: int) -> None:
     print(f"{'failures':<32}{failures:>10}")
 
 
+def headline(lat: Latencies, result: Throughput, failures: int) -> list[Figure]:
+    """The report rows: each step's median against the C-ECHO floor, the throughput, and
+    the failures (any fails the run)."""
+    floor = statistics.median(lat.echo) if lat.echo else math.nan
+    reference = f"C-ECHO association {floor * 1000:.2f} ms"
+    figures = []
+    for name, values in (
+        ("C-FIND by accession", lat.find),
+        ("N-CREATE round trip", lat.create),
+        ("N-CREATE -> STARTED seen in the API", lat.started_visible),
+        ("N-SET round trip", lat.set_),
+        ("N-SET -> COMPLETED seen in the API", lat.completed_visible),
+    ):
+        median = statistics.median(values) if values else math.nan
+        figures.append(
+            Figure(
+                f"{name}, median",
+                median * 1000,
+                "ms",
+                reference,
+                median / floor,
+            )
+        )
+    figures.append(
+        Figure(
+            f"N-CREATE + N-SET, {result.consoles} consoles at once",
+            result.mpps_ops / result.seconds if result.seconds else math.nan,
+            "ops/s",
+        )
+    )
+    figures.append(
+        Figure("failed operations", failures, "ops", target="0", verdict=mark(failures == 0))
+    )
+    return figures
+
+
+def mark(ok: bool) -> str:
+    return "PASS" if ok else "MISS"
+
+
 # ---------------------------------------------------------------- main
 
 
@@ -490,6 +545,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument(
         "--nagle", action="store_true", help="leave Nagle on in the console (its default)"
     )
+    add_json_option(parser)
     args = parser.parse_args(argv)
     if args.quick:
         args.exams, args.consoles = 20, 2
@@ -514,6 +570,7 @@ def main(argv: list[str] | None = None) -> int:
         + "; our SCP turns it off itself"
     )
     failures: list[str] = []
+    figures: list[Figure] = []
     with (
         tempfile.TemporaryDirectory(prefix="mpps_bench_") as tmp,
         fresh_database(args.database_url, Path(tmp)) as url,
@@ -547,21 +604,28 @@ def main(argv: list[str] | None = None) -> int:
                 CALLED_AE, HOST, settings.dicom_port, True, settings.max_associations
             )
             dicom = start_dicom_server(config, runtime.nodes, runtime.finder, runtime.mpps)
-            api = ApiServer(runtime, settings.api_port)
+            # The radiographer watching the examination; the API answers no one else.
+            with runtime.sessions.begin() as session:
+                _, token = add_user(
+                    session, "bench.radiographer", Role.RADIOGRAPHER, runtime.clock()
+                )
+            api = ApiServer(runtime, settings.api_port, token)
             api.start()
             print(f"DICOM {CALLED_AE} @ {HOST}:{settings.dicom_port}, API {api.url}")
 
-            lat = run_sequential(sequential, settings.dicom_port, api.url, args.nagle, failures)
+            lat = run_sequential(sequential, settings.dicom_port, api, args.nagle, failures)
             print_latencies(lat)
             before = len(failures)
-            result = run_concurrent(shares, settings.dicom_port, api.url, args.nagle, failures)
+            result = run_concurrent(shares, settings.dicom_port, api, args.nagle, failures)
             print_throughput(result, len(failures) - before)
+            figures = headline(lat, result, len(failures))
         finally:
             if dicom is not None:
                 dicom.shutdown()
             if api is not None:
                 api.stop()
             runtime.close()
+    write_figures(args.json, "mpps", figures)
     print()
     if failures:
         print(f"FAILED: {len(failures)} operation(s)")

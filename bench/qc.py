@@ -39,7 +39,7 @@ after the last image the radiographer sees the result.
 Targets are reported PASS/MISS; the exit status is 1 only when an operation failed.
 
     .venv/bin/python bench/qc.py                        # 20 runs, 5 examinations, SQLite
-    .venv/bin/python bench/qc.py --runs 5 --exams 2     # smoke run
+    .venv/bin/python bench/qc.py --quick                # smoke run: 5 runs, 2 examinations
     .venv/bin/python bench/qc.py --in-process-only      # no Orthanc
     .venv/bin/python bench/qc.py --database-url postgresql+psycopg://postgres@127.0.0.1:5432/test
 """
@@ -76,7 +76,7 @@ from pydicom.uid import generate_uid
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from common import HOST, ROOT, pipeline_runtime
+from common import HOST, ROOT, Figure, add_json_option, pipeline_runtime, write_figures
 from mri_pipeline.db.models import QcResult, ReceivedSeries, ReceivedStudy, StepEvent
 from mri_pipeline.dicom.exam_card import exam_card
 from mri_pipeline.dicom.scanner import Peer, ScannerConsole, explicit_file_meta, perform
@@ -909,6 +909,54 @@ def print_summary(in_process: InProcess, exams: Sequence[ExamLatency]) -> None:
         print("!" * 72)
 
 
+def headline(in_process: InProcess, exams: Sequence[ExamLatency]) -> list[Figure]:
+    """The summary as report rows: QC of one series against its target, of the larger
+    series and the whole examination; with the pipeline, the time to the verdict against
+    the time the study took to be ready for reading."""
+    small = in_process.small.name
+    total = statistics.median(in_process.stages[small]["total"])
+    figures = [
+        Figure(
+            f"{small} series QC in process, median",
+            total,
+            "s",
+            target=f"< {SERIES_TARGET:.1f} s",
+            verdict=mark(total < SERIES_TARGET),
+        )
+    ]
+    for name, stages in in_process.stages.items():
+        if name not in (small, "deflated"):
+            seconds = statistics.median(stages["total"])
+            figures.append(Figure(f"{name} series QC in process, median", seconds, "s"))
+    figures.append(
+        Figure(
+            "whole sample examination QC in process, median",
+            statistics.median(in_process.exam_seconds),
+            "s",
+        )
+    )
+    if exams:
+        ready = statistics.median(e.ready_seconds for e in exams)
+        figures.append(
+            Figure(
+                f"last C-STORE -> each series' QC stored, median, {len(exams)} exams",
+                statistics.median(s.seen for e in exams for s in e.series),
+                "s",
+            )
+        )
+        verdict = statistics.median(e.verdict_seen for e in exams)
+        figures.append(
+            Figure(
+                f"last C-STORE -> examination verdict, median, {len(exams)} exams",
+                verdict,
+                "s",
+                f"study ready for reading {ready:.2f} s",
+                verdict / ready if ready else None,
+            )
+        )
+    return figures
+
+
 def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=20, help="in-process runs (default 20)")
@@ -917,7 +965,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument(
         "--in-process-only", action="store_true", help="skip the pipeline (no Orthanc)"
     )
+    parser.add_argument("--quick", action="store_true", help="smoke run: 5 runs, 2 examinations")
+    add_json_option(parser)
     args = parser.parse_args(argv)
+    if args.quick:
+        args.runs, args.exams = 5, 2
     if args.runs < 1 or args.exams < 1:
         parser.error("--runs and --exams must be at least 1")
     return args
@@ -951,6 +1003,7 @@ def main(argv: list[str] | None = None) -> int:
         print_exams(pipeline)
         exams = pipeline.exams
     print_summary(in_process, exams)
+    write_figures(args.json, "qc", headline(in_process, exams))
     print(f"\n(total {time.perf_counter() - started:.0f} s; the target is informational)")
     return 0
 

@@ -83,7 +83,15 @@ from sqlalchemy import Engine, event, insert, text
 from sqlalchemy.orm import Session, sessionmaker
 
 import mri_pipeline.services.routing as routing_service
-from common import HOST, ROOT, free_port, pipeline_runtime
+from common import (
+    HOST,
+    ROOT,
+    Figure,
+    add_json_option,
+    free_port,
+    pipeline_runtime,
+    write_figures,
+)
 from mri_pipeline.config import Settings
 from mri_pipeline.db.models import (
     Assignment,
@@ -1321,11 +1329,81 @@ def print_summary(
                 f"{LIST_TARGET_MS:g} ms with {args.clients} lists refreshed {pace}: "
                 f"{got.ms(0.95):.1f} ms"
             )
-    failed = len(reading.contract) + sum(
-        len(got.failures) for got in [*reading.alone.values(), *reading.concurrent.values()]
-    )
+    failed = failed_checks(reading)
     print(f"  failed requests or contract checks: {failed}")
     return failed == 0
+
+
+def failed_checks(reading: ReadingResult) -> int:
+    """Failed requests of every load and failed contract checks."""
+    return len(reading.contract) + sum(
+        len(got.failures) for got in [*reading.alone.values(), *reading.concurrent.values()]
+    )
+
+
+def headline(
+    policy: PolicyResult, routing: RoutingResult, reading: ReadingResult, args: argparse.Namespace
+) -> list[Figure]:
+    """The summary as report rows: a decision against choose() alone and a SELECT 1, the
+    reading list under load against GET /health under the same load, the failures."""
+    decision = median(routing.per_decision) * 1000
+    pure = median(policy.seconds) * 1000
+    floor = median(routing.select_one) * 1000
+    what = f"decision on the database (pass / decided), median, {args.open_studies:,} open studies"
+    listing, health = reading.concurrent["reading-list"], reading.concurrent["health"]
+    studies = f"{sum(reading.counts.values()):,} studies"
+    figures = [
+        Figure(
+            what,
+            decision,
+            "ms",
+            f"choose() alone {pure:.3f} ms",
+            ratio(decision, pure),
+            f"< {DECISION_TARGET_MS:g} ms",
+            mark(decision < DECISION_TARGET_MS),
+        ),
+        Figure(what, decision, "ms", f"SELECT 1 round trip {floor:.3f} ms", ratio(decision, floor)),
+        Figure("pass with 1 new study, median", median(routing.single) * 1000, "ms"),
+        Figure(
+            f"GET reading list, {args.clients} clients at once, p95, {studies}",
+            listing.ms(0.95),
+            "ms",
+            f"GET /health, same load, p95 {health.ms(0.95):.1f} ms",
+            ratio(listing.ms(0.95), health.ms(0.95)),
+            f"< {LIST_TARGET_MS:g} ms",
+            mark(listing.ms(0.95) < LIST_TARGET_MS),
+        ),
+        Figure(
+            f"GET reading list, {args.clients} clients at once, {studies}",
+            listing.rate,
+            "req/s",
+            f"GET /health, same load, {health.rate:.0f} req/s",
+            ratio(listing.rate, health.rate),
+        ),
+    ]
+    for name, got in reading.concurrent.items():
+        if name.startswith("reading-list, every"):
+            pace = name.removeprefix("reading-list, ")
+            figures.append(
+                Figure(
+                    f"GET reading list, {args.clients} lists refreshed {pace}, p95, {studies}",
+                    got.ms(0.95),
+                    "ms",
+                    target=f"< {LIST_TARGET_MS:g} ms",
+                    verdict=mark(got.ms(0.95) < LIST_TARGET_MS),
+                )
+            )
+    failed = failed_checks(reading)
+    figures.append(
+        Figure(
+            "failed requests or contract checks",
+            failed,
+            "failures",
+            target="0",
+            verdict=mark(failed == 0),
+        )
+    )
+    return figures
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -1351,6 +1429,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=20260302)
     parser.add_argument("--profile", action="store_true", help="cProfile a batch and a list")
     parser.add_argument("--quick", action="store_true", help="smoke run: small sizes")
+    add_json_option(parser)
     parser.add_argument("--serve", help=argparse.SUPPRESS)  # the API subprocess: its settings
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -1389,6 +1468,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"\nFAILED: {exc}")
         return 1
     ok = print_summary(policy, routing, reading, args)
+    write_figures(args.json, "routing", headline(policy, routing, reading, args))
     print(f"\n(total {time.perf_counter() - started:.0f} s; the targets are informational)")
     return 0 if ok else 1
 
