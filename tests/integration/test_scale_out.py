@@ -13,7 +13,6 @@ recorded, the process and the transaction that recorded it.
 from __future__ import annotations
 
 import threading
-import uuid
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -24,9 +23,7 @@ from pathlib import Path
 import httpx
 import pytest
 from pydicom.dataset import Dataset
-from sqlalchemy import create_engine, func, select, text
-from sqlalchemy.engine import make_url
-from sqlalchemy.pool import NullPool
+from sqlalchemy import func, select, text
 
 from mri_pipeline.db.models import Assignment, ReceivedInstance, ReceivedStudy, StepEvent
 from mri_pipeline.dicom.console_messages import PerformedSeries
@@ -35,7 +32,7 @@ from mri_pipeline.dicom.server import DicomServerConfig, start_dicom_server
 from mri_pipeline.domain.access import Role
 from mri_pipeline.orthanc import OrthancProcess
 from mri_pipeline.runtime import Runtime, build_runtime
-from tests.conftest import POSTGRES_URL, fixed_clock, free_port, make_settings
+from tests.conftest import POSTGRES_URL, fixed_clock, free_port, make_settings, postgres_schema
 from tests.integration.api_tools import token_for
 from tests.integration.orthanc_tools import NEEDS_ORTHANC, orthanc_get, start_orthanc, storescu
 from tests.integration.test_ingest import plan
@@ -152,17 +149,8 @@ class Site:
 def schema_url() -> Iterator[str]:
     """A new schema in the test PostgreSQL, made as conftest's ``database_url`` makes one,
     but for the module: the four workers are started once."""
-    schema = f"t_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT", poolclass=NullPool)
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE SCHEMA "{schema}"'))
-    url = make_url(POSTGRES_URL).update_query_dict({"options": f"-csearch_path={schema}"})
-    try:
-        yield url.render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
+    with postgres_schema() as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
