@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import logging
+import math
+from typing import Any
 from urllib.parse import quote
 
 from fastapi import Depends, FastAPI, Request, Response, status
 from fastapi.concurrency import run_in_threadpool
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -93,6 +97,15 @@ def create_app(runtime: Runtime) -> FastAPI:
     def health() -> dict[str, str]:
         return {"status": "ok", "version": __version__}
 
+    @app.exception_handler(RequestValidationError)
+    def invalid_request(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        # FastAPI's own 422 echoes the input; bytes that are not UTF-8, a lone surrogate or
+        # a NaN made that answer fail with a 500. The same 422, the input escaped.
+        return JSONResponse(
+            status_code=status.HTTP_422_UNPROCESSABLE_CONTENT,
+            content={"detail": jsonable_encoder(json_safe(exc.errors()))},
+        )
+
     @app.exception_handler(OrderRejected)
     def order_rejected(_request: Request, exc: OrderRejected) -> JSONResponse:
         log.info("order rejected problems=%d", len(exc.problems))
@@ -139,6 +152,23 @@ def create_app(runtime: Runtime) -> FastAPI:
         return JSONResponse(status_code=status.HTTP_409_CONFLICT, content={"detail": str(exc)})
 
     return app
+
+
+def json_safe(value: Any) -> Any:
+    """``value`` sendable as strict UTF-8 JSON: bytes that are not UTF-8 and lone surrogates
+    (valid in a JSON string as ``\\ud800``) become backslash escapes, and NaN and Infinity
+    (which Python's JSON reader accepts in a request) become text."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "backslashreplace")
+    if isinstance(value, str):
+        return value.encode("utf-8", "backslashreplace").decode("utf-8")
+    if isinstance(value, dict):
+        return {json_safe(key): json_safe(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_safe(item) for item in value]
+    return value
 
 
 class AuditReads:

@@ -11,7 +11,7 @@ from pydicom.dataset import Dataset
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
-from mri_pipeline.domain.mpps import PROCESSING_FAILURE, MppsVerdict
+from mri_pipeline.domain.mpps import INVALID_ATTRIBUTE_VALUE, PROCESSING_FAILURE, MppsVerdict
 from mri_pipeline.services.workflow import MppsResult, receive_n_create, receive_n_set
 
 log = logging.getLogger(__name__)
@@ -41,6 +41,35 @@ def status_dataset(verdict: MppsVerdict, *, with_attribute_list: bool = True) ->
     if verdict.attributes and with_attribute_list:
         status.AttributeIdentifierList = list(verdict.attributes)
     return status
+
+
+class _Undecodable(Exception):
+    """The request's data set cannot be read in full (a broken or hostile peer)."""
+
+
+def decoded(read: Callable[[], Dataset]) -> Dataset:
+    """The data set with every value decoded and known to convert to DICOM JSON, as stored.
+
+    pydicom decodes lazily, so a bad value would otherwise fail deep in the workflow.
+    """
+    try:
+        dataset = read()
+        dataset.to_json_dict()
+    except Exception as exc:  # pydicom raises many types on a bad encoding
+        raise _Undecodable(f"{type(exc).__name__}: {exc}") from exc
+    return dataset
+
+
+def undecodable_status(operation: str, uid: str, calling: str, exc: _Undecodable) -> Dataset:
+    log.warning(
+        "MPPS %s refused mpps=%s calling_ae=%s reason=undecodable error=%s",
+        operation,
+        uid,
+        calling,
+        str(exc)[:200],
+    )
+    verdict = MppsVerdict(INVALID_ATTRIBUTE_VALUE, "attribute values could not be decoded")
+    return status_dataset(verdict)
 
 
 class _Refused(Exception):
@@ -100,7 +129,10 @@ class MppsHandlers:
             return status_dataset(
                 MppsVerdict(INVALID_OBJECT_INSTANCE, "SCU must give the SOP Instance UID")
             ), None
-        dataset: Dataset = event.attribute_list
+        try:
+            dataset = decoded(lambda: event.attribute_list)
+        except _Undecodable as exc:
+            return undecodable_status("N-CREATE", uid, calling, exc), None
         status = self._run(
             "N-CREATE",
             calling,
@@ -114,7 +146,10 @@ class MppsHandlers:
     def on_n_set(self, event: Any) -> tuple[Dataset, Dataset | None]:
         calling = str(event.assoc.requestor.ae_title).strip()
         uid = str(event.request.RequestedSOPInstanceUID or "").strip()
-        modification: Dataset = event.modification_list
+        try:
+            modification = decoded(lambda: event.modification_list)
+        except _Undecodable as exc:
+            return undecodable_status("N-SET", uid, calling, exc), None
         status = self._run(
             "N-SET",
             calling,

@@ -19,7 +19,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from mri_pipeline.dicom.charset import set_response_charset
 from mri_pipeline.dicom.mpps import MODALITY_PERFORMED_PROCEDURE_STEP, MppsHandlers
 from mri_pipeline.domain.errors import InvalidQuery
-from mri_pipeline.domain.matching import SPECIFIC_CHARACTER_SET
+from mri_pipeline.domain.matching import NEVER_MATCHED
 from mri_pipeline.domain.mwl_response import build_response
 from mri_pipeline.domain.nodes import NodeTable
 from mri_pipeline.services.worklist import TooManyMatches, WorklistFinder
@@ -101,7 +101,9 @@ class WorklistHandlers:
             log.warning("C-FIND identifier not decodable calling_ae=%s error=%s", calling, exc)
             yield failure(STATUS_UNABLE_TO_DECODE, "identifier could not be decoded"), None
             return
-        if not any(e.tag.element != 0 and e.tag != SPECIFIC_CHARACTER_SET for e in identifier):
+        # Only never-matched attributes (character set, timezone offset) as keys would give
+        # answers with nothing in them, which cannot be sent: refuse such a query.
+        if not any(e.tag.element != 0 and e.tag not in NEVER_MATCHED for e in identifier):
             log.warning("C-FIND refused calling_ae=%s reason=no keys", calling)
             yield failure(STATUS_IDENTIFIER_MISMATCH, "the identifier holds no keys"), None
             return
@@ -153,6 +155,17 @@ def no_delay(event: Any) -> None:
         transport.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
 
+def free_slot_of_a_dropped_connection(event: Any) -> None:
+    """A peer that connects and goes away (or is dropped for a malformed PDU) before asking
+    for an association: pynetdicom's acceptor would still wait the whole ACSE timeout for
+    an A-ASSOCIATE-RQ that cannot come, holding one of ``max_associations`` all along, so a
+    port scan or a TCP health check could lock the consoles out. Wake it now; it takes the
+    empty answer as that timeout and ends."""
+    assoc = event.assoc
+    if assoc.is_acceptor and assoc.requestor.primitive is None and not assoc.is_established:
+        assoc.dul.to_user_queue.put(None)
+
+
 def build_ae(config: DicomServerConfig, nodes: NodeTable) -> AE:
     ae = AE(ae_title=config.ae_title)
     ae.add_supported_context(VERIFICATION)
@@ -181,6 +194,7 @@ def start_dicom_server(
     ae = build_ae(config, nodes)
     bindings: list[Any] = [
         (evt.EVT_CONN_OPEN, no_delay),
+        (evt.EVT_CONN_CLOSE, free_slot_of_a_dropped_connection),
         (evt.EVT_C_ECHO, handlers.on_echo),
         (evt.EVT_C_FIND, handlers.on_find),
         (evt.EVT_REJECTED, handlers.on_rejected),
