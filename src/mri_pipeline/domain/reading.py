@@ -22,7 +22,6 @@ from mri_pipeline.domain.routing import (
     choose,
     qualified,
     queue_order,
-    why_not,
 )
 
 
@@ -152,14 +151,3 @@ def escalate(
             f"(over their limit: nobody else eligible)",
         )
     return Decision(None, f"at risk ({left}): nobody to escalate to; {decision.reason}")
-
-
-def refusals(
-    radiologists: Sequence[Radiologist],
-    study: StudyToRoute,
-    in_hand: Mapping[str, InHand],
-    now: datetime,
-) -> dict[str, str | None]:
-    """Each radiologist's reason not to take ``study`` now (None: eligible), for a person
-    choosing whom to reassign to."""
-    return {r.key: why_not(r, study, in_hand.get(r.key, InHand()), now) for r in radiologists}
