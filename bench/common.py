@@ -6,7 +6,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import socket
 import uuid
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -19,17 +18,11 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
 
 from mri_pipeline.config import Settings
+from mri_pipeline.localports import free_port
 from mri_pipeline.runtime import Runtime, build_runtime
 
 HOST = "127.0.0.1"
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind((HOST, 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @contextmanager

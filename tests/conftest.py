@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -17,6 +16,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
 
 from mri_pipeline.config import Settings
+from mri_pipeline.localports import free_port
 from mri_pipeline.runtime import Runtime, build_runtime
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -29,13 +29,6 @@ FIXED_NOW = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
 
 def fixed_clock() -> datetime:
     return FIXED_NOW
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @pytest.fixture(params=BACKENDS)
