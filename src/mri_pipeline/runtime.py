@@ -17,6 +17,7 @@ from mri_pipeline.domain.nodes import NodeTable
 from mri_pipeline.domain.protocols import Catalogue
 from mri_pipeline.domain.radiologists import RadiologistTable
 from mri_pipeline.orthanc import OrthancClient, orthanc_credentials
+from mri_pipeline.services.audit import AuditTrail
 from mri_pipeline.services.ingest import Ingest
 from mri_pipeline.services.orders import Clock, OrderDesk, offer_replacement_step
 from mri_pipeline.services.radiologists import Roster, sync_radiologists
@@ -42,9 +43,11 @@ class Runtime:
     mpps: MppsHandlers
     radiologists: RadiologistTable
     roster: Roster
+    audit: AuditTrail
     clock: Clock = system_clock
 
     def close(self) -> None:
+        self.audit.close()
         self.engine.dispose()
 
     def orthanc_client(self) -> OrthancClient:
@@ -107,7 +110,8 @@ def build_runtime(
         day_end=time.fromisoformat(settings.working_day_end),
         clock=clock,
     )
-    finder = WorklistFinder(sessions, max_results=settings.mwl_max_results)
+    audit = AuditTrail(sessions, clock)
+    finder = WorklistFinder(sessions, audit, max_results=settings.mwl_max_results)
     mpps = MppsHandlers(
         sessions,
         clock,
@@ -125,5 +129,6 @@ def build_runtime(
         mpps,
         radiologists,
         Roster(),
+        audit,
         clock,
     )

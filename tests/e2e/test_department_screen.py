@@ -339,9 +339,13 @@ def test_the_department_view_charts_turnaround_against_targets_and_lists_the_que
     browser.find_element(By.CSS_SELECTOR, ".queue-counts a[href='#unassigned']").click()
     screenshot(browser, "department-queues")
 
+    assert runtime.audit.flush()
     with runtime.sessions() as session:
         audited = session.execute(
-            select(AuditEntry.username).where(AuditEntry.resource == "/department")
-        ).scalars()
-        assert list(audited) == ["boss"]
+            select(AuditEntry.username, AuditEntry.status).where(
+                AuditEntry.resource == "/department"
+            )
+        ).all()
+        assert ("boss", 200) in audited
+        assert all(status == 403 for user, status in audited if user != "boss")
     assert at(2, "08:00") == FIXED_NOW

@@ -192,6 +192,7 @@ def test_the_schedule_shows_each_scanner_and_a_check_in_turns_to_in_progress_by_
         in row(browser, dvorak).find_element(By.CSS_SELECTOR, ".red-flag").text
     )
     assert [status_of(browser, a) for a in (mueller, obrien, dvorak)] == ["Scheduled"] * 3
+    assert site.runtime.audit.flush()
     with site.runtime.sessions() as session:
         audited = session.execute(
             select(AuditEntry.resource).where(AuditEntry.username == "rg.ward")

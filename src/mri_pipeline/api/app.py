@@ -7,8 +7,7 @@ import math
 from typing import Any
 from urllib.parse import quote
 
-from fastapi import Depends, FastAPI, Request, Response, status
-from fastapi.concurrency import run_in_threadpool
+from fastapi import APIRouter, Depends, FastAPI, Request, Response, status
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse
@@ -32,7 +31,7 @@ from mri_pipeline.domain.lifecycle import IllegalTransition
 from mri_pipeline.domain.throttle import LoginThrottle
 from mri_pipeline.orthanc import OrthancUnavailable, UnknownModality, UnknownResource
 from mri_pipeline.runtime import Runtime
-from mri_pipeline.services.accounts import Principal, record_read
+from mri_pipeline.services.accounts import Principal
 from mri_pipeline.services.examinations import UnknownExamination
 from mri_pipeline.services.orders import OrderRejected
 from mri_pipeline.services.radiologists import UnknownRadiologist
@@ -44,33 +43,43 @@ log = logging.getLogger(__name__)
 
 
 # Reads under these paths show a patient's data: each is written to the audit log.
-PATIENT_DATA = (
-    "/api/worklist",
-    "/api/procedures",
-    "/api/reconciliation",
-    "/api/studies",
-    "/api/reading-list",
-    "/api/events",
+# The only reads by a logged-in user that show no patient data; every other GET is
+# audited, so a new route is covered without anyone remembering to list it.
+NOT_PATIENT_DATA = frozenset({"/", "/api/me"})
+
+
+# Routers whose every route needs the area; the others check access route by route.
+GUARDED: tuple[tuple[APIRouter, Area], ...] = (
+    (orders.router, Area.ORDERS),
+    (worklist.router, Area.SCHEDULE),
+    (procedures.router, Area.SCHEDULE),
+    (procedures.reconciliation_router, Area.SCHEDULE),
+    (studies.router, Area.STUDIES),
+    (reading.router, Area.READING),
 )
+OPEN: tuple[APIRouter, ...] = (
+    accounts.router,
+    events.router,
+    web_login.router,
+    radiographer.router,
+    radiologist.router,
+    department.router,
+)
+
+
+def routers() -> list[APIRouter]:
+    """Every router the application serves."""
+    return [router for router, _area in GUARDED] + list(OPEN)
 
 
 def create_app(runtime: Runtime) -> FastAPI:
     app = FastAPI(title="MRI pipeline", version=__version__)
     app.state.runtime = runtime
     app.state.login_throttle = LoginThrottle()  # per process: a worker counts its own
-    for router, area in (
-        (orders.router, Area.ORDERS),
-        (worklist.router, Area.SCHEDULE),
-        (procedures.router, Area.SCHEDULE),
-        (procedures.reconciliation_router, Area.SCHEDULE),
-        (studies.router, Area.STUDIES),
-        (reading.router, Area.READING),
-    ):
+    for router, area in GUARDED:
         app.include_router(router, dependencies=[Depends(require(area))])
-    app.include_router(accounts.router)
-    app.include_router(events.router)
-    for screen in (web_login, radiographer, radiologist, department):
-        app.include_router(screen.router)
+    for router in OPEN:
+        app.include_router(router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
     @app.exception_handler(LoginRequired)
@@ -172,8 +181,9 @@ def json_safe(value: Any) -> Any:
 
 
 class AuditReads:
-    """Writes each GET of patient data by a logged-in user to the audit log, once the
-    answer is complete (so the route's own database session is already closed)."""
+    """Hands each GET by a logged-in user (but ``NOT_PATIENT_DATA``) to the audit trail,
+    with the answer's status, as the answer starts: a live event stream is written when
+    it opens, not hours later when it closes."""
 
     def __init__(self, app: ASGIApp, runtime: Runtime) -> None:
         self.app = app
@@ -188,22 +198,23 @@ class AuditReads:
         async def remember_status(message: Message) -> None:
             if message["type"] == "http.response.start":
                 answered.append(int(message["status"]))
+                self._record(scope, answered[0])
             await send(message)
 
         try:
             await self.app(scope, receive, remember_status)
         finally:
-            state = scope.get("state") or {}
-            principal: Principal | None = state.get("principal")
-            path: str = scope["path"]
-            if principal is not None and (
-                path.startswith(PATIENT_DATA) or state.get("patient_data")
-            ):
-                query = scope.get("query_string", b"").decode("latin-1")
-                resource = path + (f"?{query}" if query else "")
-                status_code = answered[0] if answered else 500
-                await run_in_threadpool(self._record, principal, resource, status_code)
+            if not answered:  # the route failed before it could answer
+                self._record(scope, 500)
 
-    def _record(self, principal: Principal, resource: str, status_code: int) -> None:
-        with self.runtime.sessions.begin() as session:
-            record_read(session, principal, resource, status_code, self.runtime.clock())
+    def _record(self, scope: Scope, status_code: int) -> None:
+        # The principal is known once the route's dependencies have run, before it answers.
+        principal: Principal | None = (scope.get("state") or {}).get("principal")
+        path: str = scope["path"]
+        if principal is None or path in NOT_PATIENT_DATA:
+            return
+        query = scope.get("query_string", b"").decode("latin-1")
+        resource = path + (f"?{query}" if query else "")
+        self.runtime.audit.record(
+            principal.username, principal.role.value, "read", resource, status_code
+        )

@@ -108,7 +108,7 @@ class WorklistHandlers:
             yield failure(STATUS_IDENTIFIER_MISMATCH, "the identifier holds no keys"), None
             return
         try:
-            answer = self._finder.find(identifier)
+            answer = self._finder.find(identifier, calling)
         except InvalidQuery as exc:
             log.warning("C-FIND refused calling_ae=%s reason=%s", calling, exc)
             yield failure(STATUS_IDENTIFIER_MISMATCH, str(exc)), None

@@ -13,14 +13,13 @@ import re
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from mri_pipeline.db.models import ApiToken, AuditEntry, RadiologistRow, User, WebSession
+from mri_pipeline.db.models import ApiToken, RadiologistRow, User, WebSession
 from mri_pipeline.domain.access import Role
 from mri_pipeline.domain.errors import DomainError
 
@@ -179,40 +178,3 @@ def log_out(session: Session, cookie: str) -> None:
     ).scalar_one_or_none()
     if row is not None:
         session.delete(row)
-
-
-def record_read(
-    session: Session, principal: Principal, resource: str, status: int, at: datetime
-) -> None:
-    """One line of the audit log: ``principal`` read ``resource`` (path and query)."""
-    session.add(
-        AuditEntry(
-            at=at,
-            username=principal.username,
-            role=principal.role.value,
-            action="read",
-            resource=resource[:512],
-            status=status,
-        )
-    )
-
-
-def audit_entries(
-    session: Session, *, username: str | None = None, contains: str | None = None, limit: int
-) -> list[dict[str, Any]]:
-    query = select(AuditEntry).order_by(AuditEntry.id.desc()).limit(limit)
-    if username is not None:
-        query = query.where(AuditEntry.username == username)
-    if contains is not None:
-        query = query.where(AuditEntry.resource.contains(contains, autoescape=True))
-    return [
-        {
-            "at": e.at,
-            "username": e.username,
-            "role": e.role,
-            "action": e.action,
-            "resource": e.resource,
-            "status": e.status,
-        }
-        for e in session.execute(query).scalars()
-    ]

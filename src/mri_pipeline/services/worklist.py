@@ -18,6 +18,7 @@ from mri_pipeline.db.models import RequestedProcedure, ScheduledStep
 from mri_pipeline.domain.matching import matches, unsupported_keys
 from mri_pipeline.domain.worklist_item import item_index
 from mri_pipeline.domain.worklist_query import WorklistQuery, read_query, visible
+from mri_pipeline.services.audit import AuditTrail
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +65,25 @@ class ItemCache:
                 self._items.popitem(last=False)
 
 
+def describe(query: WorklistQuery) -> str:
+    """The query's keys for the audit log: identifiers, never a name (only that one was
+    asked for)."""
+    keys = {
+        "station": query.station_ae_title,
+        "modality": query.modality,
+        "from": query.start_from.isoformat() if query.start_from else None,
+        "until": query.start_until.isoformat() if query.start_until else None,
+        "patient_id": query.patient_id,
+        "accession": query.accession_number,
+        "requested_procedure": query.requested_procedure_id,
+        "step": query.sps_id,
+        "status": query.status,
+        "study": ",".join(query.study_instance_uids) or None,
+        "name": "(given)" if query.name_prefix else None,
+    }
+    return " ".join(f"{key}={value}" for key, value in keys.items() if value is not None)
+
+
 def narrow(statement: Select[int, int, str], query: WorklistQuery) -> Select[int, int, str]:
     """Add the indexed conditions a query allows; never excludes a true match."""
     step = ScheduledStep
@@ -101,14 +121,24 @@ class WorklistFinder:
     """Answers Modality Worklist queries from the database."""
 
     def __init__(
-        self, sessions: sessionmaker[Session], *, max_results: int = 2000, cache_size: int = 50_000
+        self,
+        sessions: sessionmaker[Session],
+        audit: AuditTrail | None = None,
+        *,
+        max_results: int = 2000,
+        cache_size: int = 50_000,
     ) -> None:
         self._sessions = sessions
+        self._audit = audit
         self._cache = ItemCache(cache_size)
         self._max_results = max_results
 
-    def find(self, identifier: Dataset) -> WorklistAnswer:
-        """Items matching ``identifier`` (raises ``InvalidQuery``, ``TooManyMatches``)."""
+    def find(self, identifier: Dataset, calling_ae: str | None = None) -> WorklistAnswer:
+        """Items matching ``identifier`` (raises ``InvalidQuery``, ``TooManyMatches``).
+
+        With the peer's ``calling_ae``, the answer goes to the audit trail: which items
+        (by accession number) that AE was shown for which keys.
+        """
         query = read_query(identifier)
         statement = narrow(
             select(ScheduledStep.id, ScheduledStep.revision, ScheduledStep.status), query
@@ -123,6 +153,15 @@ class WorklistFinder:
         ]
         if len(answer) > self._max_results:
             raise TooManyMatches(len(answer), self._max_results)
+        if calling_ae is not None and self._audit is not None:
+            shown = " ".join(str(item.get("AccessionNumber", "")) for item in answer)
+            self._audit.record(
+                calling_ae,
+                "dicom",
+                "mwl-find",
+                f"MWL C-FIND {describe(query)} -> {len(answer)} items: {shown}",
+                0,
+            )
         return WorklistAnswer(answer, unsupported_keys(identifier))
 
     def find_by_scanning(self, identifier: Dataset) -> list[Dataset]:

@@ -27,7 +27,7 @@ from mri_pipeline.domain.turnaround import (
     figures,
 )
 from mri_pipeline.services import department
-from mri_pipeline.web.pages import PagePrincipal, allow, clinic_time, patient_data, render
+from mri_pipeline.web.pages import PagePrincipal, allow, clinic_time, render
 
 router = APIRouter(include_in_schema=False)
 
@@ -272,7 +272,6 @@ def get_department(
 ) -> Response:
     """Turnaround against the targets, and the queues that need a person."""
     allow(principal, Area.DEPARTMENT)
-    patient_data(request)
     now = runtime.clock()
     zone = ZoneInfo(runtime.settings.clinic_timezone)
     queues = {

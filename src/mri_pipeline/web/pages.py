@@ -64,11 +64,6 @@ def allow(principal: Principal, area: Area) -> None:
         raise ScreenForbidden(f"A {principal.role.value} may not open this screen.")
 
 
-def patient_data(request: Request) -> None:
-    """Mark the page as showing patient data: the app writes the read to the audit log."""
-    request.state.patient_data = True
-
-
 def clinic_time(zone: ZoneInfo) -> Callable[[datetime | None], str]:
     """A template helper: a moment as the clinic reads it ("Mon 2 Mar 07:40")."""
 

@@ -16,7 +16,7 @@ from mri_pipeline.domain.steps import StepStatus
 from mri_pipeline.runtime import Runtime
 from mri_pipeline.services import schedule_view
 from mri_pipeline.services.events import newest_event_id
-from mri_pipeline.web.pages import PagePrincipal, allow, patient_data, person_name, render
+from mri_pipeline.web.pages import PagePrincipal, allow, person_name, render
 
 router = APIRouter(include_in_schema=False)
 
@@ -80,7 +80,6 @@ def get_radiographer(
 ) -> HTMLResponse:
     """Today's schedule of every scanner, live."""
     allow(principal, Area.SCHEDULE)
-    patient_data(request)
     day = _today(runtime)
     last_event = newest_event_id(session)  # first: nothing after it is missed
     stations = schedule_view.day_schedule(
@@ -110,7 +109,6 @@ def get_rows(
 ) -> HTMLResponse:
     """One examination's rows of today and its images, as fragments the page swaps in."""
     allow(principal, Area.SCHEDULE)
-    patient_data(request)
     rows = schedule_view.rows_of_accession(
         session, _today(runtime), runtime.catalogue, accession_number
     )
@@ -130,6 +128,5 @@ def get_alarm(
 ) -> HTMLResponse:
     """The failed-QC banner as it stands now."""
     allow(principal, Area.SCHEDULE)
-    patient_data(request)
     failures = schedule_view.qc_failures(session, _today(runtime), runtime.desk.clinic_timezone)
     return render(request, "radiographer_alarm.html", principal, failures=failures, **HELPERS)

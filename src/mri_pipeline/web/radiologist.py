@@ -27,7 +27,6 @@ from mri_pipeline.web.pages import (
     PagePrincipal,
     allow,
     clinic_time,
-    patient_data,
     person_name,
     render,
 )
@@ -111,7 +110,6 @@ def _list_page(
     template: str,
 ) -> Response:
     allow(principal, Area.READING)
-    patient_data(request)
     context = _list_context(session, runtime, principal, radiologist)
     return render(request, template, principal, **context, **_helpers(runtime))
 
@@ -148,7 +146,6 @@ def get_study(
 ) -> Response:
     """One study: what was asked, how it was scanned, why it is mine, and the report."""
     allow(principal, Area.READING)
-    patient_data(request)
     try:
         view = viewer.full_study_view(
             runtime.reading_room(),

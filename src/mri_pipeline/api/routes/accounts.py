@@ -6,9 +6,9 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
 
-from mri_pipeline.api.deps import PrincipalDep, SessionDep, require
+from mri_pipeline.api.deps import PrincipalDep, RuntimeDep, SessionDep, require
 from mri_pipeline.domain.access import GRANTS, Area
-from mri_pipeline.services.accounts import audit_entries
+from mri_pipeline.services.audit import audit_entries
 
 router = APIRouter(prefix="/api", tags=["accounts"])
 
@@ -27,10 +27,13 @@ def get_me(principal: PrincipalDep) -> dict[str, Any]:
 @router.get("/audit", dependencies=[Depends(require(Area.AUDIT))])
 def get_audit(
     session: SessionDep,
+    runtime: RuntimeDep,
     username: Annotated[str | None, Query(max_length=64)] = None,
     contains: Annotated[str | None, Query(max_length=128)] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 200,
 ) -> list[dict[str, Any]]:
     """The newest reads of patient data first; ``contains`` filters on the resource
-    (an accession number, a Study Instance UID, a patient ID in a path)."""
+    (an accession number, a Study Instance UID, a patient ID in a path). This process's
+    own looks are written first; other processes' within moments."""
+    runtime.audit.flush()
     return audit_entries(session, username=username, contains=contains, limit=limit)
