@@ -37,11 +37,26 @@ class Settings(BaseSettings):
         default=False, description="answer 0106 to N-SET attributes not created at N-CREATE"
     )
 
+    # DICOM TLS (PS3.15 Annex B). Our AE listens for TLS on a second port beside the plain
+    # one, as sites do while consoles migrate; the plain port can then be switched off.
+    dicom_plain_enabled: bool = Field(default=True, description="listen on dicom_port, no TLS")
+    dicom_tls: bool = Field(default=False, description="also listen for DICOM TLS")
+    dicom_tls_port: int = Field(default=2762, description="DICOM's well-known TLS port")
+    dicom_tls_certificate: Path | None = None  # None: the demo files under var_dir/tls
+    dicom_tls_private_key: Path | None = None
+    dicom_tls_ca_certificates: Path | None = None
+    dicom_tls_require_peer_certificate: bool = Field(
+        default=True, description="mutual TLS: refuse peers without a certificate of our CA"
+    )
+
     cookie_secure: bool = Field(
         default=False, description="send the login cookie over HTTPS only (behind TLS)"
     )
     api_host: str = "127.0.0.1"
     api_port: int = 8000
+    api_max_body_bytes: int = Field(
+        default=1_048_576, gt=0, description="larger request bodies are refused with 413"
+    )
 
     orthanc_enabled: bool = True
     orthanc_config_file: Path = Path("orthanc.json")

@@ -101,6 +101,7 @@ def create_app(runtime: Runtime) -> FastAPI:
         return page
 
     app.add_middleware(AuditReads, runtime=runtime)
+    app.add_middleware(LimitBodies, limit=runtime.settings.api_max_body_bytes)
 
     @app.get("/health", tags=["health"])
     def health() -> dict[str, str]:
@@ -218,3 +219,58 @@ class AuditReads:
         self.runtime.audit.record(
             principal.username, principal.role.value, "read", resource, status_code
         )
+
+
+class LimitBodies:
+    """Refuses a request body over ``limit`` bytes with 413 before any route reads it,
+    whether its Content-Length says so or it is sent in chunks; a smaller body is read
+    here and handed on whole (bodies are small JSON and forms)."""
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] in ("GET", "HEAD", "OPTIONS"):
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope["headers"]).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.limit:
+            await self._refuse(scope, receive, send)
+            return
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+            chunk: bytes = message.get("body", b"")
+            size += len(chunk)
+            if size > self.limit:
+                await self._refuse(scope, receive, send)
+                return
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        handed: list[bool] = []
+
+        async def whole_body() -> Message:
+            if handed:
+                return await receive()
+            handed.append(True)
+            return {"type": "http.request", "body": b"".join(chunks), "more_body": False}
+
+        await self.app(scope, whole_body, send)
+
+    async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
+        log.warning(
+            "request body refused method=%s path=%s limit=%d",
+            scope["method"],
+            scope["path"],
+            self.limit,
+        )
+        answer = JSONResponse(
+            {"detail": f"the request body is larger than {self.limit} bytes"},
+            status_code=status.HTTP_413_CONTENT_TOO_LARGE,
+        )
+        await answer(scope, receive, send)
