@@ -20,6 +20,15 @@ from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
+from mri_pipeline.cli_tls import (
+    console_context,
+    ensure_demo_certificates,
+    listening,
+    orthanc_tls,
+    tls_app,
+    tls_findscu,
+    tls_listener,
+)
 from mri_pipeline.cli_users import user_app
 from mri_pipeline.config import Settings, get_settings
 from mri_pipeline.dicom.server import DicomServerConfig, start_dicom_server
@@ -51,6 +60,7 @@ app.add_typer(scanner_app, name="scanner")
 samples_app = typer.Typer(help="Synthetic lumbar spine sample studies.", no_args_is_help=True)
 app.add_typer(samples_app, name="samples")
 app.add_typer(user_app, name="user")
+app.add_typer(tls_app, name="tls")
 
 console = Console()
 err = Console(stderr=True)
@@ -201,6 +211,8 @@ def _dicom_config(
         port=port if port is not None else settings.dicom_port,
         allow_any_ae=allow_any_ae or settings.allow_any_ae,
         max_associations=settings.max_associations,
+        tls=tls_listener(settings),
+        plain=settings.dicom_plain_enabled,
     )
 
 
@@ -233,12 +245,15 @@ def dicom_serve(
     """Serve Verification, Modality Worklist FIND and MPPS until interrupted."""
     _setup_logging()
     settings = get_settings()
+    config = _dicom_config(settings, host, port, ae_title, allow_any_ae)
     runtime = _runtime(settings.model_copy(update={"mpps_strict": True}) if strict else settings)
-    config = _dicom_config(runtime.settings, host, port, ae_title, allow_any_ae)
     server = start_dicom_server(config, runtime.nodes, runtime.finder, runtime.mpps)
-    console.print(
-        f"worklist and MPPS SCP {config.ae_title} on {config.host}:{config.port}", highlight=False
-    )
+    for listening_port, what in listening(config):
+        console.print(
+            f"worklist and MPPS SCP {config.ae_title} on {config.host}:{listening_port}"
+            + (f" ({what})" if what else ""),
+            highlight=False,
+        )
     try:
         _wait_for_signal()
     finally:
@@ -340,8 +355,20 @@ def scanner_simulate(
     host: Annotated[str, typer.Option("--host", help="Where the RIS and Orthanc run")] = (
         "127.0.0.1"
     ),
+    tls: Annotated[
+        bool, typer.Option("--tls", help="Worklist and MPPS over DICOM TLS (the TLS port)")
+    ] = False,
+    tls_certificate: Annotated[
+        Path | None, typer.Option(help="The console's certificate; default the demo one")
+    ] = None,
+    tls_key: Annotated[
+        Path | None, typer.Option(help="Its private key; default the demo one")
+    ] = None,
 ) -> None:
-    """One examination as a console does it: worklist, MPPS, C-STORE, MPPS final."""
+    """One examination as a console does it: worklist, MPPS, C-STORE, MPPS final.
+
+    C-STORE goes over DICOM TLS when Orthanc's DICOM port speaks it
+    (MRI_PIPELINE_ORTHANC_DICOM_TLS)."""
     from mri_pipeline.dicom.exam_card import CASE_BY_PROTOCOL, DEFAULT_CASE, exam_card
     from mri_pipeline.dicom.scanner import (
         ConsoleError,
@@ -373,11 +400,21 @@ def scanner_simulate(
         codes = "\n".join(f"  {code} {text}" for code, text in DISCONTINUATION_REASONS.items())
         err.print(f"[red]unknown discontinuation reason {discontinue}[/red]; one of:\n{codes}")
         raise typer.Exit(2)
+    context = None
+    if tls or settings.orthanc_dicom_tls:
+        context = console_context(settings, tls_certificate, tls_key)
     scanner = ScannerConsole(
         station,
-        ris=Peer(host, settings.dicom_port, settings.ae_title),
+        ris=(
+            Peer(host, settings.dicom_tls_port, settings.ae_title, context)
+            if tls
+            else Peer(host, settings.dicom_port, settings.ae_title)
+        ),
         pacs=Peer(
-            host, settings.orthanc_dicom_port, configured_ae_title(settings.orthanc_config_file)
+            host,
+            settings.orthanc_dicom_port,
+            configured_ae_title(settings.orthanc_config_file),
+            context if settings.orthanc_dicom_tls else None,
         ),
     )
     try:
@@ -502,8 +539,9 @@ def up(
         console.print(
             f"demo: logins {', '.join(logins)} (passwords in {logins_file})", highlight=False
         )
-    orthanc = _start_orthanc(runtime) if settings.orthanc_enabled else None
+        ensure_demo_certificates(settings)
     config = _dicom_config(settings, None, None, None, allow_any_ae)
+    orthanc = _start_orthanc(runtime) if settings.orthanc_enabled else None
     server = None
     workers: tuple[list[threading.Thread], threading.Event] | None = None
     try:
@@ -520,24 +558,18 @@ def up(
             f"  studies (JSON)      {api_url}/api/studies",
             f"  reading list        {api_url}/radiologist",
             f"  health              {api_url}/health",
-            f"  DICOM worklist AE   {config.ae_title} @ {shown_host}:{config.port} (MWL, MPPS)",
+            *_dicom_addresses(config, orthanc, shown_host),
         ]
         if orthanc is not None:
-            lines += [
-                f"  DICOM store AE      {orthanc.ae_title} @ 127.0.0.1:{orthanc.dicom_port}",
+            lines.append(
                 f"  Orthanc             {orthanc.url} (credentials in "
-                f"{settings.var_dir / 'orthanc' / 'credentials.json'})",
-            ]
+                f"{settings.var_dir / 'orthanc' / 'credentials.json'})"
+            )
         if workers is not None:
             lines.append("  ingest and QC       following Orthanc's change log")
             if settings.routing_enabled:
                 lines.append("  routing             assigning QC-cleared studies to radiologists")
-        lines += [
-            f"  try: findscu -W -aec {config.ae_title} {shown_host} {config.port} "
-            "-k 0010,0010 -k 0010,0020 -k 0008,0050 -k '0040,0100[0].0040,0001=MRI1'",
-            "  play a console: mri-pipeline scanner simulate --station MRI1",
-            "  Ctrl-C stops everything.",
-        ]
+        lines += [*_try_commands(settings, config, shown_host), "  Ctrl-C stops everything."]
         console.print("\n".join(lines), highlight=False)
         uvicorn.run(
             create_app(runtime),
@@ -558,6 +590,37 @@ def up(
         runtime.close()
 
 
+def _dicom_addresses(
+    config: DicomServerConfig, orthanc: OrthancProcess | None, host: str
+) -> list[str]:
+    lines = [
+        f"  DICOM worklist AE   {config.ae_title} @ {host}:{port} (MWL, MPPS"
+        + (f"; {what})" if what else ")")
+        for port, what in listening(config)
+    ]
+    if orthanc is not None:
+        lines.append(
+            f"  DICOM store AE      {orthanc.ae_title} @ 127.0.0.1:{orthanc.dicom_port}"
+            + (" (DICOM TLS only)" if orthanc.tls is not None else "")
+        )
+    return lines
+
+
+def _try_commands(settings: Settings, config: DicomServerConfig, host: str) -> list[str]:
+    keys = "-k 0010,0010 -k 0010,0020 -k 0008,0050 -k '0040,0100[0].0040,0001=MRI1'"
+    lines = []
+    if config.plain:
+        lines.append(f"  try: findscu -W -aec {config.ae_title} {host} {config.port} {keys}")
+    if config.tls is not None:
+        findscu = tls_findscu(settings, host, config.tls.port, config.ae_title)
+        lines.append(f"  try over TLS: {findscu} {keys}")
+    simulate = "mri-pipeline scanner simulate --station MRI1"
+    lines.append(f"  play a console: {simulate}" + ("" if config.plain else " --tls"))
+    if config.plain and config.tls is not None:
+        lines.append(f"  ... over DICOM TLS: {simulate} --tls")
+    return lines
+
+
 def _start_orthanc(runtime: Runtime) -> OrthancProcess:
     settings = runtime.settings
     orthanc = OrthancProcess(
@@ -568,6 +631,7 @@ def _start_orthanc(runtime: Runtime) -> OrthancProcess:
         dicom_port=settings.orthanc_dicom_port,
         executable=settings.orthanc_executable,
         startup_timeout=settings.orthanc_startup_timeout,
+        tls=orthanc_tls(settings),
     )
     try:
         orthanc.start()

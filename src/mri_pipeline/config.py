@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -64,6 +64,9 @@ class Settings(BaseSettings):
     orthanc_http_port: int = 8042
     orthanc_dicom_port: int = 4242
     orthanc_startup_timeout: float = 30.0
+    orthanc_dicom_tls: bool = Field(
+        default=False, description="Orthanc's DICOM port speaks TLS only (one listener)"
+    )
     orthanc_url: str = Field(
         default="", description="an Orthanc run elsewhere; empty: the project's own"
     )
@@ -80,6 +83,23 @@ class Settings(BaseSettings):
     orthanc_public_url: str = Field(
         default="", description="Orthanc as radiologists' browsers reach it; empty: orthanc_url"
     )
+
+    @model_validator(mode="after")
+    def _some_dicom_listener(self) -> Settings:
+        if not (self.dicom_plain_enabled or self.dicom_tls):
+            raise ValueError("dicom_plain_enabled=false needs dicom_tls=true")
+        return self
+
+    def uses_demo_tls_files(self) -> bool:
+        """No certificate, key or CA configured: the demo's, under ``demo_tls_folder()``."""
+        return (
+            self.dicom_tls_certificate is None
+            and self.dicom_tls_private_key is None
+            and self.dicom_tls_ca_certificates is None
+        )
+
+    def demo_tls_folder(self) -> Path:
+        return self.var_dir / "tls"
 
     def resolved_orthanc_url(self) -> str:
         return self.orthanc_url or f"http://127.0.0.1:{self.orthanc_http_port}"

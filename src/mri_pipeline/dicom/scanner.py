@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import ssl
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -50,6 +51,8 @@ class Peer:
     host: str
     port: int
     ae_title: str
+    # DICOM TLS to this peer (``mri_pipeline.tls.client_context``); None: plain DICOM.
+    tls: ssl.SSLContext | None = field(default=None, compare=False, repr=False)
 
 
 def _status(status: Dataset | None) -> int:
@@ -87,6 +90,7 @@ class ScannerConsole:
             peer.port,
             ae_title=peer.ae_title,
             evt_handlers=[(evt.EVT_CONN_OPEN, no_delay)],
+            tls_args=(peer.tls, peer.host) if peer.tls is not None else None,
         )
         if not assoc.is_established:
             raise ConsoleError(

@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import logging
 import socket
+import ssl
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from pydicom.dataset import Dataset
@@ -18,6 +19,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from mri_pipeline.dicom.charset import set_response_charset
 from mri_pipeline.dicom.mpps import MODALITY_PERFORMED_PROCEDURE_STEP, MppsHandlers
+from mri_pipeline.dicom.tls_server import start_tls_server
 from mri_pipeline.domain.errors import InvalidQuery
 from mri_pipeline.domain.matching import NEVER_MATCHED
 from mri_pipeline.domain.mwl_response import build_response
@@ -67,6 +69,14 @@ def failure(status: int, comment: str) -> Dataset:
     return answer
 
 
+@dataclass(frozen=True)
+class TlsListener:
+    """Where our AE speaks DICOM TLS, and how (``mri_pipeline.tls.server_context``)."""
+
+    port: int
+    context: ssl.SSLContext
+
+
 @dataclass
 class DicomServerConfig:
     ae_title: str
@@ -74,6 +84,20 @@ class DicomServerConfig:
     port: int
     allow_any_ae: bool
     max_associations: int
+    tls: TlsListener | None = None  # a second listener, speaking DICOM TLS
+    plain: bool = True  # listen on ``port`` without TLS
+
+
+@dataclass
+class DicomListeners:
+    """The running listeners of our AE (plain, TLS or both); ``shutdown()`` stops them."""
+
+    ae: AE
+    servers: list[Any] = field(default_factory=list)
+
+    def shutdown(self) -> None:
+        for server in self.servers:
+            server.shutdown()
 
 
 class WorklistHandlers:
@@ -188,8 +212,8 @@ def start_dicom_server(
     nodes: NodeTable,
     finder: WorklistFinder,
     mpps: MppsHandlers | None = None,
-) -> Any:
-    """Start the server in background threads; the caller stops it with ``.shutdown()``."""
+) -> DicomListeners:
+    """Start the listeners in background threads; the caller stops them with ``.shutdown()``."""
     handlers = WorklistHandlers(finder, nodes)
     ae = build_ae(config, nodes)
     bindings: list[Any] = [
@@ -202,12 +226,29 @@ def start_dicom_server(
     if mpps is not None:
         ae.add_supported_context(MODALITY_PERFORMED_PROCEDURE_STEP)
         bindings += [(evt.EVT_N_CREATE, mpps.on_n_create), (evt.EVT_N_SET, mpps.on_n_set)]
-    server = ae.start_server((config.host, config.port), block=False, evt_handlers=bindings)
-    log.info(
-        "DICOM server listening ae_title=%s host=%s port=%d allow_any_ae=%s",
-        config.ae_title,
-        config.host,
-        config.port,
-        config.allow_any_ae,
-    )
-    return server
+    listeners = DicomListeners(ae)
+    try:
+        if config.plain:
+            address = (config.host, config.port)
+            listeners.servers.append(ae.start_server(address, block=False, evt_handlers=bindings))
+            log.info(
+                "DICOM server listening ae_title=%s host=%s port=%d allow_any_ae=%s",
+                config.ae_title,
+                config.host,
+                config.port,
+                config.allow_any_ae,
+            )
+        if config.tls is not None:
+            address = (config.host, config.tls.port)
+            listeners.servers.append(start_tls_server(ae, address, config.tls.context, bindings))
+            log.info(
+                "DICOM TLS listening ae_title=%s host=%s port=%d peer_certificate=%s",
+                config.ae_title,
+                config.host,
+                config.tls.port,
+                "required" if config.tls.context.verify_mode is ssl.CERT_REQUIRED else "optional",
+            )
+    except BaseException:
+        listeners.shutdown()
+        raise
+    return listeners

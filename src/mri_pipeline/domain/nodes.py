@@ -26,6 +26,7 @@ class DicomNode(BaseModel):
     station_name: str | None = Field(default=None, max_length=16)
     location: str | None = Field(default=None, max_length=16)
     character_set: str = "ISO_IR 192"
+    tls: bool = Field(default=False, description="accepts DICOM TLS only: Orthanc sends over TLS")
     description: str = ""
 
     @field_validator("ae_title")

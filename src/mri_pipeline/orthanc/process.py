@@ -20,13 +20,15 @@ import subprocess
 import threading
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
 import httpx
 
-from mri_pipeline.domain.nodes import NodeRole, NodeTable
+from mri_pipeline.domain.nodes import DicomNode, NodeRole, NodeTable
+from mri_pipeline.tls import TlsFiles
 
 log = logging.getLogger(__name__)
 
@@ -72,22 +74,44 @@ def orthanc_credentials(var_dir: Path) -> tuple[str, str]:
     return username, password
 
 
-def modality_entry(ae_title: str, host: str, port: int, role: NodeRole) -> dict[str, Any]:
-    """One ``DicomModalities`` entry (Orthanc 1.10 object form) with the role's rights."""
-    queries = role in QUERY_ROLES
+def modality_entry(node: DicomNode) -> dict[str, Any]:
+    """One ``DicomModalities`` entry (Orthanc 1.10 object form) with the role's rights;
+    Orthanc's own associations to a TLS node (C-STORE to a workstation) use DICOM TLS."""
+    queries = node.role in QUERY_ROLES
     return {
-        "AET": ae_title,
-        "Host": host,
-        "Port": port,
+        "AET": node.ae_title,
+        "Host": node.host,
+        "Port": node.port,
         "Manufacturer": "Generic",
         "AllowEcho": True,
-        "AllowStore": role is NodeRole.SCANNER,
+        "AllowStore": node.role is NodeRole.SCANNER,
         "AllowFind": queries,
         "AllowFindWorklist": False,
         "AllowGet": queries,
         "AllowMove": queries,
-        "AllowStorageCommitment": role is NodeRole.SCANNER,
+        "AllowStorageCommitment": node.role is NodeRole.SCANNER,
+        "UseDicomTls": node.tls,
     }
+
+
+@dataclass(frozen=True)
+class OrthancTls:
+    """DICOM TLS for Orthanc. Its DICOM port then speaks TLS only (Orthanc 1.10 has one
+    DICOM listener), and the same certificate serves its own associations to the
+    modalities marked ``tls`` in the node table."""
+
+    files: TlsFiles
+    remote_certificate_required: bool = True
+
+    def configuration(self) -> dict[str, Any]:
+        """The options (Orthanc 1.9.0; the last one 1.9.3), with absolute paths."""
+        return {
+            "DicomTlsEnabled": True,
+            "DicomTlsCertificate": str(self.files.certificate.resolve()),
+            "DicomTlsPrivateKey": str(self.files.private_key.resolve()),
+            "DicomTlsTrustedCertificates": str(self.files.ca_certificates.resolve()),
+            "DicomTlsRemoteCertificateRequired": self.remote_certificate_required,
+        }
 
 
 def generated_configuration(
@@ -100,11 +124,13 @@ def generated_configuration(
     credentials: tuple[str, str],
     plugins: Sequence[Path],
     web_viewer_cache_dir: Path | None = None,
+    tls: OrthancTls | None = None,
 ) -> dict[str, Any]:
     """The per-machine part of Orthanc's configuration (pure: no file is touched).
 
     With the web viewer among ``plugins``, its image cache goes to
     ``web_viewer_cache_dir`` (the plugin's default is inside the storage folder).
+    With ``tls``, Orthanc's DICOM port speaks DICOM TLS only.
     """
     username, password = credentials
     configuration: dict[str, Any] = {
@@ -114,10 +140,8 @@ def generated_configuration(
         "IndexDirectory": str(index_dir),
         "RegisteredUsers": {username: password},
         "Plugins": [str(plugin) for plugin in plugins],
-        "DicomModalities": {
-            node.ae_title: modality_entry(node.ae_title, node.host, node.port, node.role)
-            for node in nodes.nodes
-        },
+        "DicomModalities": {node.ae_title: modality_entry(node) for node in nodes.nodes},
+        **(tls.configuration() if tls is not None else {}),
     }
     if web_viewer_cache_dir is not None and any(p.name == WEB_VIEWER_PLUGIN for p in plugins):
         configuration["WebViewer"] = {"CachePath": str(web_viewer_cache_dir)}
@@ -179,8 +203,10 @@ class OrthancProcess:
         plugins: Sequence[Path] | None = None,
         startup_timeout: float = 30.0,
         stop_timeout: float = 15.0,
+        tls: OrthancTls | None = None,
     ) -> None:
         self.nodes = nodes
+        self.tls = tls
         self.root = var_dir / "orthanc"
         self.base_configuration = base_configuration
         self.http_port = http_port
@@ -215,6 +241,7 @@ class OrthancProcess:
             credentials=orthanc_credentials(self.root.parent),
             plugins=self.plugins,
             web_viewer_cache_dir=self.root / "webviewer-cache",
+            tls=self.tls,
         )
         target = self.config_dir / "generated.json"
         # The file holds the REST password: created 0600 like credentials.json.
@@ -234,6 +261,7 @@ class OrthancProcess:
                 "ae_title": self.ae_title,
                 "http_port": self.http_port,
                 "dicom_port": self.dicom_port,
+                "dicom_tls": self.tls is not None,
             },
         )
         with self.log_path.open("ab") as log_file:
