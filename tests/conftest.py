@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 import os
+import re
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -15,6 +17,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
 
+from mri_pipeline import logsafe
 from mri_pipeline.config import Settings
 from mri_pipeline.localports import free_port
 from mri_pipeline.runtime import Runtime, build_runtime
@@ -25,6 +28,41 @@ BACKENDS = ["sqlite"] + (["postgresql"] if POSTGRES_URL else [])
 
 # Monday 2 March 2026, 08:00 in London (GMT): the tests' "now".
 FIXED_NOW = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
+
+
+# A DICOM person name as the tests write them, Family^Given: in a log line, a leak.
+PERSON_NAME = re.compile(r"[^\W\d_][\w'-]*\^[^\W\d_]")
+
+
+class LogLines(logging.Handler):
+    """Every log record of a test, formatted as a log file would show it (tracebacks and
+    exception messages included)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.setFormatter(logging.Formatter("%(name)s %(levelname)s %(message)s"))
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(self.format(record))
+
+
+@pytest.fixture(autouse=True)
+def no_patient_name_in_logs() -> Iterator[None]:
+    """Whatever a test does, no log record of ours or of a library names a patient."""
+    logsafe.install()  # as every command of the application does
+    root = logging.getLogger()
+    lines = LogLines()
+    level = root.level
+    root.addHandler(lines)
+    root.setLevel(min(level, logging.INFO) or logging.INFO)
+    try:
+        yield
+    finally:
+        root.removeHandler(lines)
+        root.setLevel(level)
+    leaks = [line for line in lines.lines if PERSON_NAME.search(line)]
+    assert not leaks, f"patient names in the log: {leaks[:3]}"
 
 
 def fixed_clock() -> datetime:

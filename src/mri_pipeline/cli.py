@@ -20,6 +20,7 @@ from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
+from mri_pipeline import logsafe
 from mri_pipeline.cli_tls import (
     console_context,
     ensure_demo_certificates,
@@ -67,6 +68,7 @@ err = Console(stderr=True)
 
 
 def _setup_logging() -> None:
+    logsafe.install()
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from fastapi.routing import APIRoute
 from sqlalchemy import text
+from sqlalchemy.exc import IntegrityError
 
 from mri_pipeline.api.app import NOT_PATIENT_DATA, routers
 from mri_pipeline.domain.access import Role
@@ -123,3 +124,31 @@ def test_closing_writes_what_is_queued(runtime: Runtime) -> None:
     runtime.audit.close()
     with runtime.sessions() as session:
         assert len(audit_entries(session, username="MRI2", limit=1000)) == 450
+
+
+def test_a_logged_database_error_shows_the_statement_but_never_a_value(
+    runtime: Runtime, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Database errors end up in the log. SQLAlchemy hides the statement's parameters,
+    but PostgreSQL quotes the failing row in its own message: neither may reach it."""
+    failing = text(
+        "INSERT INTO audit_log (at, username, role, action, resource, status) "
+        "VALUES (NULL, :name, 'r', 'a', 'x', 0)"
+    )
+    with pytest.raises(IntegrityError) as caught, runtime.engine.begin() as connection:
+        connection.execute(failing, {"name": "Zyskowski^Ada"})
+    assert "parameters hidden" in str(caught.value)
+    logger = logging.getLogger("mri_pipeline.test")
+    with caplog.at_level(logging.INFO):
+        try:
+            raise RuntimeError("storing failed") from caught.value
+        except RuntimeError:
+            logger.exception("storing failed accession=%s", "LSP1")
+        logger.warning("conflict error=%s", caught.value.orig)
+    assert "Zyskowski" not in caplog.text
+    assert "INSERT INTO audit_log" in caplog.text  # what failed is still there
+    if runtime.engine.dialect.name == "postgresql":
+        assert "sqlstate=23502" in caplog.text  # not_null_violation
+        assert "table=audit_log column=at" in caplog.text
+    else:
+        assert "NOT NULL constraint failed: audit_log.at" in caplog.text

@@ -122,7 +122,12 @@ class WorklistHandlers:
             for _element in identifier.iterall():
                 pass
         except Exception as exc:  # pydicom raises many types on a bad encoding
-            log.warning("C-FIND identifier not decodable calling_ae=%s error=%s", calling, exc)
+            # The error's text may quote the value at fault, a name perhaps: its kind only.
+            log.warning(
+                "C-FIND identifier not decodable calling_ae=%s error=%s",
+                calling,
+                type(exc).__name__,
+            )
             yield failure(STATUS_UNABLE_TO_DECODE, "identifier could not be decoded"), None
             return
         # Only never-matched attributes (character set, timezone offset) as keys would give
