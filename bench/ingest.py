@@ -61,7 +61,6 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from datetime import time as dtime
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -75,10 +74,15 @@ from sqlalchemy import func, select
 from common import (
     HOST,
     ROOT,
+    BenchError,
     Figure,
     add_json_option,
     free_port,
+    mark,
+    p95,
     pipeline_runtime,
+    slot_start,
+    synthetic_order,
     write_figures,
 )
 from mri_pipeline.config import Settings
@@ -97,7 +101,7 @@ from mri_pipeline.orthanc import OrthancClient, OrthancProcess, Resource, orthan
 from mri_pipeline.orthanc.client import ChangesPage
 from mri_pipeline.runtime import Runtime
 from mri_pipeline.services.ingest import Ingest, PassReport, StudyState
-from mri_pipeline.services.orders import OrderRequest, PatientIn, create_order
+from mri_pipeline.services.orders import create_order
 
 STATION = "MRI1"  # a scanner of dicom_nodes/nodes.yaml: Orthanc accepts its C-STOREs
 MATRIX = 256
@@ -107,18 +111,11 @@ LUMBAR_SERIES = ("SAG T1 TSE", "SAG T2 TSE", "SAG STIR", "AX T2 TSE")
 EXAM_SERIES = ("SAG T1 TSE", "SAG T2 TSE", "AX T2 TSE")
 EXAM_IMAGES_PER_SERIES = 10
 EXAM_MATRIX = 64
-FIRST_SLOT = dtime(7, 0)
-SLOT_MINUTES = 30  # the radiculopathy protocol (LSP-RAD)
-SLOTS_PER_DAY = 28  # 07:00-21:00
 DB_POLL = 0.02
 INGEST_TIMEOUT = 120.0
 READY_TIMEOUT = 60.0
 THROUGHPUT_TARGET = 0.95
 LATENCY_TARGET = 2.0
-
-
-class BenchError(RuntimeError):
-    """An operation the bench relies on failed (not a missed target)."""
 
 
 # ---------------------------------------------------------------- set-up
@@ -163,23 +160,14 @@ def book(runtime: Runtime, count: int) -> list[BookedStudy]:
     first_day = runtime.desk.local_now().date() + timedelta(days=1)
     booked = []
     for index in range(count):
-        day = first_day + timedelta(days=index // SLOTS_PER_DAY)
-        start = datetime.combine(day, FIRST_SLOT) + timedelta(
-            minutes=SLOT_MINUTES * (index % SLOTS_PER_DAY)
-        )
-        patient = PatientIn(
-            patient_id=f"BENCH{index + 1:06d}",
-            name=f"Bench^Patient{index + 1}",
-            birth_date=date(1950 + index % 50, 1 + index % 12, 1 + index % 28),
-            sex="MF"[index % 2],
-        )
-        request = OrderRequest(
-            patient=patient,
+        request = synthetic_order(
+            index + 1,
+            "bench",
             indication="radiculopathy",
             station=STATION,
-            scheduled_date=start.date(),
-            scheduled_time=start.time(),
+            start=slot_start(first_day, index),
         )
+        patient = request.patient
         with runtime.sessions() as session, session.begin():
             order = create_order(session, runtime.desk, request)
         booked.append(
@@ -719,15 +707,6 @@ def run_exams(args: argparse.Namespace, tmp: Path) -> list[ExamLatency]:
 
 
 # ---------------------------------------------------------------- report
-
-
-def p95(values: Sequence[float]) -> float:
-    ordered = sorted(values)
-    return ordered[max(0, math.ceil(0.95 * len(ordered)) - 1)]
-
-
-def mark(ok: bool) -> str:
-    return "PASS" if ok else "MISS"
 
 
 def print_passes(alone: Sequence[StoreRun], piped: Sequence[StoreRun], interval: float) -> None:

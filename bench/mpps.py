@@ -46,7 +46,6 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from datetime import time as dtime
 from pathlib import Path
 from typing import Any
 
@@ -63,6 +62,10 @@ from common import (
     add_json_option,
     free_port,
     fresh_database,
+    mark,
+    p95,
+    slot_start,
+    synthetic_order,
     write_figures,
 )
 from mri_pipeline.api.app import create_app
@@ -77,13 +80,10 @@ from mri_pipeline.dicom.server import DicomServerConfig, start_dicom_server
 from mri_pipeline.domain.access import Role
 from mri_pipeline.runtime import Runtime, build_runtime
 from mri_pipeline.services.accounts import add_user
-from mri_pipeline.services.orders import OrderRequest, PatientIn, create_order
+from mri_pipeline.services.orders import create_order
 
 CALLED_AE = "LSP_RIS"
 STATIONS = ["MRI1", "MRI2"]
-FIRST_SLOT = dtime(7, 0)
-SLOT_MINUTES = 30  # the radiculopathy protocol (LSP-RAD)
-SLOTS_PER_DAY = 28  # 07:00-21:00
 # SOP Class UIDs as strings: pynetdicom.sop_class builds its names at run time (mypy sees none)
 VERIFICATION = "1.2.840.10008.1.1"
 MODALITY_WORKLIST_FIND = "1.2.840.10008.5.1.4.31"
@@ -141,22 +141,12 @@ def book_exams(runtime: Runtime, count: int, first_day: date, offset: int) -> li
     booked = []
     for index in range(offset, offset + count):
         station = STATIONS[index % len(STATIONS)]
-        within = index // len(STATIONS)
-        day = first_day + timedelta(days=within // SLOTS_PER_DAY)
-        start = datetime.combine(day, FIRST_SLOT) + timedelta(
-            minutes=SLOT_MINUTES * (within % SLOTS_PER_DAY)
-        )
-        request = OrderRequest(
-            patient=PatientIn(
-                patient_id=f"BENCH{index + 1:06d}",
-                name=f"Bench^Patient{index + 1}",
-                birth_date=date(1960 + index % 40, 1 + index % 12, 1 + index % 28),
-                sex="MF"[index % 2],
-            ),
+        request = synthetic_order(
+            index + 1,
+            "bench",
             indication="radiculopathy",
             station=station,
-            scheduled_date=start.date(),
-            scheduled_time=start.time(),
+            start=slot_start(first_day, index // len(STATIONS)),
         )
         with runtime.sessions() as session, session.begin():
             order = create_order(session, runtime.desk, request)
@@ -432,11 +422,6 @@ def ms(seconds: float) -> str:
     return f"{seconds * 1000:8.2f}"
 
 
-def p95(values: list[float]) -> float:
-    ordered = sorted(values)
-    return ordered[max(0, math.ceil(0.95 * len(ordered)) - 1)]
-
-
 def print_latencies(lat: Latencies) -> None:
     floor = statistics.median(lat.echo) if lat.echo else float("nan")
     rows = [
@@ -524,10 +509,6 @@ def headline(lat: Latencies, result: Throughput, failures: int) -> list[Figure]:
         Figure("failed operations", failures, "ops", target="0", verdict=mark(failures == 0))
     )
     return figures
-
-
-def mark(ok: bool) -> str:
-    return "PASS" if ok else "MISS"
 
 
 # ---------------------------------------------------------------- main

@@ -28,7 +28,6 @@ import os
 import pstats
 import random
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -38,18 +37,27 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
 from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
-from pynetdicom import AE, evt
-from pynetdicom.sop_class import ModalityWorklistInformationFind, Verification
+from pynetdicom import evt
 from sqlalchemy.orm import Session, sessionmaker
 
-from common import Figure, add_json_option, free_port, write_figures
+from common import (
+    Console,
+    Figure,
+    Outcome,
+    add_json_option,
+    console_query,
+    find,
+    free_port,
+    mark,
+    write_figures,
+)
 from mri_pipeline.db.engine import make_engine, make_session_factory
 from mri_pipeline.db.migrate import upgrade
 from mri_pipeline.db.models import Base
@@ -61,6 +69,7 @@ from mri_pipeline.dicom.server import (
     start_dicom_server,
 )
 from mri_pipeline.domain.nodes import NodeTable
+from mri_pipeline.services.audit import AuditTrail
 from mri_pipeline.services.worklist import WorklistAnswer, WorklistFinder
 from mri_pipeline.services.worklist_files import export_worklist_files, store_item
 
@@ -73,7 +82,6 @@ SLOT = timedelta(minutes=30)
 UID_ROOT = "1.2.826.0.1.3680043.8.498.77"
 BATCH = 1000
 CONCURRENT_CONSOLES = 20
-PENDING = (0xFF00, 0xFF01)
 FLOOR_TARGET = 1.5  # our median at most this many times the C-ECHO floor ...
 FLOOR_TARGET_SIZE = 100_000  # ... with this many items
 WLMSCPFS_TARGET = 10.0  # at least this many times faster than wlmscpfs ...
@@ -201,47 +209,6 @@ def expected_matches(n: int, today: date, station: str) -> int:
     return slots[(station, today)]
 
 
-def console_query(today: date, station: str = CALLING_AE) -> Dataset:
-    """The typical console query: own station, today, MR, the usual return keys."""
-    query = Dataset()
-    query.SpecificCharacterSet = "ISO_IR 192"
-    for keyword in (
-        "PatientName",
-        "PatientID",
-        "PatientBirthDate",
-        "PatientSex",
-        "PatientWeight",
-        "MedicalAlerts",
-        "Allergies",
-        "AccessionNumber",
-        "ReferringPhysicianName",
-        "StudyInstanceUID",
-        "RequestedProcedureID",
-        "RequestedProcedureDescription",
-        "RequestedProcedurePriority",
-    ):
-        setattr(query, keyword, "")
-    query.RequestedProcedureCodeSequence = Sequence()
-    step = Dataset()
-    step.ScheduledStationAETitle = station
-    step.ScheduledProcedureStepStartDate = today.strftime("%Y%m%d")
-    step.Modality = "MR"
-    for keyword in (
-        "ScheduledProcedureStepStartTime",
-        "ScheduledPerformingPhysicianName",
-        "ScheduledProcedureStepDescription",
-        "ScheduledProcedureStepID",
-        "ScheduledStationName",
-        "ScheduledProcedureStepLocation",
-        "RequestedContrastAgent",
-        "ScheduledProcedureStepStatus",
-    ):
-        setattr(step, keyword, "")
-    step.ScheduledProtocolCodeSequence = Sequence()
-    query.ScheduledProcedureStepSequence = Sequence([step])
-    return query
-
-
 # ---------------------------------------------------------------- database and files
 
 
@@ -279,16 +246,18 @@ def export_files(sessions: sessionmaker[Session], directory: Path) -> tuple[int,
 
 
 class TimedFinder(WorklistFinder):
-    """Our finder, recording how long each ``find`` takes inside the server."""
+    """Our finder, recording how long each ``find`` takes inside the server; each answer
+    goes to the audit trail, as in the product."""
 
     def __init__(self, sessions: sessionmaker[Session], max_results: int) -> None:
-        super().__init__(sessions, max_results=max_results)
+        self.audit = AuditTrail(sessions, lambda: datetime.now(UTC))
+        super().__init__(sessions, self.audit, max_results=max_results)
         self.seconds: list[float] = []
 
-    def find(self, identifier: Dataset) -> WorklistAnswer:
+    def find(self, identifier: Dataset, calling_ae: str | None = None) -> WorklistAnswer:
         started = time.perf_counter()
         try:
-            return super().find(identifier)
+            return super().find(identifier, calling_ae)
         finally:
             self.seconds.append(time.perf_counter() - started)
 
@@ -332,7 +301,7 @@ def start_wlmscpfs(
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(f"wlmscpfs exited: {log_path.read_text(errors='replace')}")
-        if echo(Console(nagle), port).ok:
+        if echo(Console(CALLING_AE, CALLED_AE, nagle=nagle), port).ok:
             return process
         time.sleep(0.1)
     stop(process)
@@ -350,67 +319,6 @@ def stop(process: subprocess.Popen[bytes]) -> None:
 
 
 # ---------------------------------------------------------------- the client side
-
-
-@dataclass
-class Outcome:
-    seconds: float
-    ok: bool
-    matches: int = 0
-    error: str = ""
-    answers: list[Dataset] = field(default_factory=list)
-
-
-def disable_nagle(event: Any) -> None:
-    """EVT_CONN_OPEN: send each PDU at once, as a console that sets TCP_NODELAY does."""
-    event.assoc.dul.socket.socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-
-
-class Console:
-    """A pynetdicom SCU, one per console thread.
-
-    pynetdicom leaves Nagle on, and a C-FIND-RQ is two PDUs (command, identifier), so
-    with Nagle every query waits ~40 ms for a delayed ACK before the server has it.
-    That is the client's cost, not the server's, so the bench turns it off by default.
-    """
-
-    def __init__(self, nagle: bool = False) -> None:
-        self.ae = AE(ae_title=CALLING_AE)
-        self.ae.add_requested_context(ModalityWorklistInformationFind)
-        self.ae.add_requested_context(Verification)
-        self.ae.acse_timeout = self.ae.dimse_timeout = self.ae.network_timeout = 600
-        self.handlers = [] if nagle else [(evt.EVT_CONN_OPEN, disable_nagle)]
-
-    def associate(self, port: int) -> Any:
-        return self.ae.associate("127.0.0.1", port, ae_title=CALLED_AE, evt_handlers=self.handlers)
-
-
-def find(
-    console: Console, port: int, query: Dataset, expected: int | None, keep: bool = False
-) -> Outcome:
-    """New association, one C-FIND with every response consumed, release."""
-    started = time.perf_counter()
-    assoc = console.associate(port)
-    if not assoc.is_established:
-        return Outcome(time.perf_counter() - started, False, error="association not established")
-    answers: list[Dataset] = []
-    final: int | None = None
-    try:
-        for status, identifier in assoc.send_c_find(query, ModalityWorklistInformationFind):
-            code = int(status.Status) if status else None
-            if code in PENDING:
-                answers.append(identifier)
-            else:
-                final = code
-    finally:
-        assoc.release()
-    seconds = time.perf_counter() - started
-    error = ""
-    if final != 0x0000:
-        error = f"final status {final if final is None else hex(final)}"
-    elif expected is not None and len(answers) != expected:
-        error = f"{len(answers)} matches, expected {expected}"
-    return Outcome(seconds, not error, len(answers), error, answers if keep else [])
 
 
 def echo(console: Console, port: int) -> Outcome:
@@ -495,7 +403,7 @@ def run_concurrently(
     latencies: list[float] = []
 
     def console(number: int) -> None:
-        own = Console(nagle)
+        own = Console(CALLING_AE, CALLED_AE, nagle=nagle)
         barrier.wait()
         for _ in range(each):
             try:
@@ -581,7 +489,7 @@ def bench_size(n: int, args: argparse.Namespace, workdir: Path, today: date) -> 
     sessions = prepare_database(url)
     loaded = load_items(sessions, n, today, args.seed)
     print(f"  loaded {n:,} items in {loaded:.1f} s ({n / loaded:,.0f} items/s)")
-    query = console_query(today)
+    query = console_query(today, CALLING_AE)
     expected = expected_matches(n, today, CALLING_AE)
 
     with_dcmtk = n <= args.wlmscpfs_max_size
@@ -596,7 +504,7 @@ def bench_size(n: int, args: argparse.Namespace, workdir: Path, today: date) -> 
     servers = [start_dicom_server(config, NodeTable(nodes=()), finder)]
     process: subprocess.Popen[bytes] | None = None
     try:
-        console = Console(args.nagle)
+        console = Console(CALLING_AE, CALLED_AE, nagle=args.nagle)
         reference = find(console, port, query, expected, keep=True)
         canned_port = free_port()
         servers.append(start_canned_server(replace(config, port=canned_port), reference.answers))
@@ -628,6 +536,7 @@ def bench_size(n: int, args: argparse.Namespace, workdir: Path, today: date) -> 
     finally:
         for server in servers:
             server.shutdown()
+        finder.audit.close()
         if process is not None:
             stop(process)
         shutil.rmtree(wl_root, ignore_errors=True)
@@ -679,10 +588,6 @@ def print_size(result: SizeResult) -> None:
     )
     for failure in (c.failures + result.series["ours"].failures)[:10]:
         print(f"    FAILED {failure}")
-
-
-def mark(ok: bool) -> str:
-    return "PASS" if ok else "MISS"
 
 
 def wlmscpfs_judged_at(results: list[SizeResult]) -> SizeResult | None:

@@ -61,8 +61,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
-from datetime import time as dtime
+from datetime import UTC, datetime, timedelta
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
@@ -76,7 +75,21 @@ from pydicom.uid import generate_uid
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from common import HOST, ROOT, Figure, add_json_option, pipeline_runtime, write_figures
+from common import (
+    HOST,
+    ROOT,
+    BenchError,
+    Figure,
+    add_json_option,
+    as_utc,
+    mark,
+    p95,
+    pipeline_runtime,
+    sample_paths,
+    slot_start,
+    synthetic_order,
+    write_figures,
+)
 from mri_pipeline.db.models import QcResult, ReceivedSeries, ReceivedStudy, StepEvent
 from mri_pipeline.dicom.exam_card import exam_card
 from mri_pipeline.dicom.scanner import Peer, ScannerConsole, explicit_file_meta, perform
@@ -91,15 +104,13 @@ from mri_pipeline.domain.qc import (
     missing_series,
 )
 from mri_pipeline.imaging.qc_measures import measure, thumbnail_png
-from mri_pipeline.imaging.sample_studies import load_manifest
 from mri_pipeline.imaging.series_images import load_series_bytes
 from mri_pipeline.orthanc import OrthancClient, OrthancProcess, orthanc_credentials
 from mri_pipeline.runtime import Runtime
-from mri_pipeline.services.orders import OrderRequest, PatientIn, create_order
+from mri_pipeline.services.orders import create_order
 from mri_pipeline.services.qc import QcWorker
 from mri_pipeline.services.reference import load_catalogue
 
-SAMPLES = ROOT / "sample_studies"
 STATION = "MRI1"  # a scanner of dicom_nodes/nodes.yaml: Orthanc accepts its C-STOREs
 CASE = "normal"
 SERIES_PROTOCOL = "LSP-STD"  # the in-process checks, and the whole sample examination
@@ -108,31 +119,10 @@ INDICATION = "screening"
 SMALL_SERIES = "AX T2 TSE"  # 37 slices of 256x256
 LARGE_SLICES = 40
 STAGES = ("decode", "measure", "check_series", "thumbnail_png", "total")
-FIRST_SLOT = dtime(7, 0)
-SLOT_MINUTES = 30  # LSP-SCREEN
-SLOTS_PER_DAY = 28  # 07:00-21:00
 DB_POLL = 0.02
 QC_TIMEOUT = 60.0
 SERIES_TARGET = 0.3  # seconds, median QC of a 20x256x256 series
 NEVER = datetime.min.replace(tzinfo=UTC)
-
-
-class BenchError(RuntimeError):
-    """An operation the bench relies on failed (not a missed target)."""
-
-
-def p95(values: Sequence[float]) -> float:
-    ordered = sorted(values)
-    return ordered[max(0, math.ceil(0.95 * len(ordered)) - 1)]
-
-
-def mark(ok: bool) -> str:
-    return "PASS" if ok else "MISS"
-
-
-def as_utc(moment: datetime) -> datetime:
-    """SQLite hands back naive datetimes; the pipeline writes UTC."""
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
 
 
 # ---------------------------------------------------------------- series as Orthanc holds them
@@ -144,11 +134,6 @@ def file_bytes(ds: Dataset) -> bytes:
     buffer = io.BytesIO()
     ds.save_as(buffer, enforce_file_format=True)
     return buffer.getvalue()
-
-
-def sample_paths(case: str) -> dict[str, list[Path]]:
-    """Series description -> the sample files of ``case``, in instance order."""
-    return load_manifest(SAMPLES).case(case).paths_by_description(SAMPLES)
 
 
 def _ds(value: float) -> str:
@@ -349,21 +334,12 @@ def book(runtime: Runtime, count: int) -> list[Booked]:
     first_day = runtime.desk.local_now().date() + timedelta(days=1)
     booked = []
     for index in range(count):
-        day = first_day + timedelta(days=index // SLOTS_PER_DAY)
-        start = datetime.combine(day, FIRST_SLOT) + timedelta(
-            minutes=SLOT_MINUTES * (index % SLOTS_PER_DAY)
-        )
-        request = OrderRequest(
-            patient=PatientIn(
-                patient_id=f"BENCHQC{index + 1:05d}",
-                name=f"Bench^Qc{index + 1}",
-                birth_date=date(1960 + index % 40, 1 + index % 12, 1 + index % 28),
-                sex="FM"[index % 2],
-            ),
+        request = synthetic_order(
+            index + 1,
+            "benchqc",
             indication=INDICATION,
             station=STATION,
-            scheduled_date=start.date(),
-            scheduled_time=start.time(),
+            start=slot_start(first_day, index),
         )
         with runtime.sessions() as session, session.begin():
             order = create_order(session, runtime.desk, request)

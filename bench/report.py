@@ -39,7 +39,7 @@ from typing import Any
 
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
-BENCHES = ("mwl_query", "mpps", "ingest", "qc", "routing")
+BENCHES = ("mwl_query", "mpps", "ingest", "qc", "routing", "load")
 COLUMNS = ("bench", "figure", "value", "unit", "reference", "ratio", "target", "verdict")
 NUMERIC = ("value", "ratio")
 LOG_TAIL = 8

@@ -64,7 +64,6 @@ import pstats
 import random
 import re
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -86,10 +85,15 @@ import mri_pipeline.services.routing as routing_service
 from common import (
     HOST,
     ROOT,
+    BenchError,
     Figure,
     add_json_option,
     free_port,
+    mark,
+    percentile,
     pipeline_runtime,
+    serving,
+    tail,
     write_figures,
 )
 from mri_pipeline.config import Settings
@@ -114,7 +118,7 @@ from mri_pipeline.domain.routing import (
     qualified,
 )
 from mri_pipeline.runtime import Runtime, build_runtime
-from mri_pipeline.services.accounts import add_user, by_token, record_read
+from mri_pipeline.services.accounts import add_user, by_token
 from mri_pipeline.services.reference import load_catalogue
 
 NOW = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)  # a Monday; 10:00 in London (GMT)
@@ -161,18 +165,7 @@ def fixed_clock() -> datetime:
     return NOW
 
 
-class BenchError(RuntimeError):
-    """An operation the bench relies on failed (not a missed target)."""
-
-
 # ---------------------------------------------------------------- figures
-
-
-def percentile(values: Sequence[float], share: float) -> float:
-    if not values:
-        return math.nan
-    ordered = sorted(values)
-    return ordered[max(0, math.ceil(share * len(ordered)) - 1)]
 
 
 def median(values: Sequence[float]) -> float:
@@ -181,10 +174,6 @@ def median(values: Sequence[float]) -> float:
 
 def ratio(a: float, b: float) -> float:
     return a / b if b else math.nan
-
-
-def mark(ok: bool) -> str:
-    return "PASS" if ok else "MISS"
 
 
 def timed(run: Callable[[], Any], repeats: int) -> list[float]:
@@ -1028,33 +1017,8 @@ def api_server(settings: Settings, log_path: Path) -> Iterator[str]:
         str(port),
     ]
     base_url = f"http://{HOST}:{port}"
-    with log_path.open("wb") as log_file:
-        process = subprocess.Popen(command, stdout=log_file, stderr=subprocess.STDOUT, cwd=ROOT)
-        try:
-            deadline = time.monotonic() + SERVER_START_TIMEOUT
-            while True:
-                if process.poll() is not None:
-                    raise BenchError(f"the API exited ({process.returncode}): {tail(log_path)}")
-                try:
-                    if httpx.get(f"{base_url}/health", timeout=2).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-                if time.monotonic() > deadline:
-                    raise BenchError(f"the API did not answer /health: {tail(log_path)}")
-                time.sleep(0.1)
-            yield base_url
-        finally:
-            process.terminate()
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-
-
-def tail(path: Path, lines: int = 15) -> str:
-    return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    with serving(command, base_url, log_path, timeout=SERVER_START_TIMEOUT):
+        yield base_url
 
 
 def serve(settings_json: str, port: int) -> int:
@@ -1209,9 +1173,10 @@ def breakdown_reading(
         parts["API, before: by_token(), the token's user"].append(time.perf_counter() - started)
         assert principal is not None
         started = time.perf_counter()
-        with runtime.sessions.begin() as session:
-            record_read(session, principal, f"/api/reading-list?radiologist={key}", 200, NOW)
-        parts["API, after: record_read(), audit + commit"].append(time.perf_counter() - started)
+        runtime.audit.record(
+            principal.username, principal.role.value, "read", f"/api/reading-list?r={key}", 200
+        )
+        parts["API, after: audit.record(), queued"].append(time.perf_counter() - started)
     calls = min(repeats, 10)
     with SqlLog(runtime.engine) as sql:
         for n in range(calls):

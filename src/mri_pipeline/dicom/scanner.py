@@ -61,6 +61,25 @@ def _status(status: Dataset | None) -> int:
     return int(status.Status)
 
 
+def leave_answers_to_the_caller(assoc: Any) -> None:
+    """Keep pynetdicom's association thread from taking the answer a ``send_*()`` waits for.
+
+    The thread polls the DIMSE queue without blocking to serve the peer's requests, and is
+    paused while a ``send_*()`` waits for its answer; but the pause is a flag it sets around
+    an event wait, so right after the previous answer it can still read as paused while the
+    thread runs on. Under load (a C-STORE of many images, the machine busy) the thread then
+    takes the next answer, logs "Received unexpected C-STORE service message" and drops it,
+    and the console waits out the DIMSE timeout. An SCU is never asked anything by its
+    peer, so every message that comes is an answer: only the blocking reads of the
+    ``send_*()`` calls may take them."""
+    take = assoc.dimse.get_msg
+
+    def get_msg(block: bool = False) -> tuple[int | None, Any]:
+        return take(block=True) if block else (None, None)
+
+    assoc.dimse.get_msg = get_msg
+
+
 @dataclass
 class StoreOutcome:
     """What the PACS said to every instance sent."""
@@ -97,6 +116,7 @@ class ScannerConsole:
                 f"{peer.ae_title} at {peer.host}:{peer.port} refused the association "
                 f"from {self.station}"
             )
+        leave_answers_to_the_caller(assoc)
         return assoc
 
     def worklist(self, *, accession: str = "") -> list[Dataset]:
