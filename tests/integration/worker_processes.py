@@ -45,12 +45,16 @@ class Worker:
         return sum(marker in line for line in self.output().splitlines())
 
 
-def spawn(name: str, arguments: Sequence[str], settings: Settings) -> Worker:
-    """Start a worker on the test's settings; it names itself to PostgreSQL as ``name``."""
+def spawn(
+    name: str, arguments: Sequence[str], settings: Settings, also: Sequence[str] = ()
+) -> Worker:
+    """Start a worker on the test's settings (``SHARED_SETTINGS`` and the ``also`` named);
+    it names itself to PostgreSQL as ``name``."""
     url = make_url(settings.resolved_database_url()).update_query_dict({"application_name": name})
     environment = {k: v for k, v in os.environ.items() if not k.startswith("MRI_PIPELINE_")}
     environment |= {
-        f"MRI_PIPELINE_{key.upper()}": str(getattr(settings, key)) for key in SHARED_SETTINGS
+        f"MRI_PIPELINE_{key.upper()}": str(getattr(settings, key))
+        for key in (*SHARED_SETTINGS, *also)
     }
     environment |= {
         "MRI_PIPELINE_DATABASE_URL": url.render_as_string(hide_password=False),
