@@ -5,15 +5,19 @@ from __future__ import annotations
 import time
 from io import BytesIO
 from pathlib import Path
+from typing import Any
 
 import httpx
+import pytest
 from pydicom import dcmread
 from pydicom.dataset import Dataset
 from pynetdicom import AE
-from sqlalchemy import func, select, update
+from sqlalchemy import func, insert, select, update
 
 from mri_pipeline.db.models import (
     IngestCursor,
+    PerformedStep,
+    PerformedStepMessage,
     ReceivedInstance,
     ReceivedSeries,
     ReceivedStudy,
@@ -362,3 +366,54 @@ def test_the_client_fetches_a_series_files_from_orthanc(pipeline: Pipeline, tmp_
     files = pipeline.ingest.orthanc.series_files(orthanc_id)
     fetched = sorted(str(dcmread(BytesIO(f)).SOPInstanceUID) for f in files)
     assert fetched == sorted(written.sop_instance_uids)
+
+
+def test_an_mpps_message_committed_after_a_newer_one_still_gets_its_study_judged(
+    pipeline: Pipeline,
+) -> None:
+    """Two consoles' MPPS transactions on PostgreSQL: the one that took the lower id may
+    commit last. Ingest must not step over it for having seen a higher id already."""
+    if pipeline.runtime.engine.dialect.name != "postgresql":
+        pytest.skip("SQLite commits one writer at a time: ids always commit in order")
+    studies = {}
+    for accession in (book(pipeline.runtime, f"ORD{n}", "Order^Out", "MRI1") for n in (1, 2)):
+        item = item_for(pipeline, accession)
+        pipeline.console.start(item, now=fixed_clock())
+        [(_series, images)] = restamp(
+            plan("SAG T2 TSE", images=2), item, station="MRI1", now=fixed_clock()
+        )
+        pipeline.console.store(images)
+        studies[accession] = str(item.StudyInstanceUID)
+    first, second = studies
+    pipeline.drain(lambda: all(pipeline.study(a).instance_count == 2 for a in studies))
+    ingest = pipeline.ingest
+    assert ingest._mpps_changed() == set()  # nothing new since the drain
+
+    with pipeline.runtime.sessions() as session:
+        step_of = dict(
+            session.execute(
+                select(PerformedStep.study_instance_uid, PerformedStep.id).where(
+                    PerformedStep.study_instance_uid.in_(studies.values())
+                )
+            ).all()
+        )
+
+    def message(accession: str) -> Any:
+        return insert(PerformedStepMessage).values(
+            performed_step_pk=step_of[studies[accession]],
+            operation="N-SET",
+            calling_ae_title="MRI1",
+            dataset_json="{}",
+            ignored_tags=[],
+            received_at=fixed_clock(),
+        )
+
+    with pipeline.runtime.engine.connect() as slow:
+        slow.begin()
+        slow.execute(message(first))  # takes the lower id, commits last
+        with pipeline.runtime.engine.begin() as quick:
+            quick.execute(message(second))
+        assert ingest._mpps_changed() == {pipeline.study(second).id}
+        slow.commit()
+    assert ingest._mpps_changed() == {pipeline.study(first).id}
+    assert ingest._mpps_changed() == set()

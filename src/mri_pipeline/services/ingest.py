@@ -61,6 +61,10 @@ from mri_pipeline.services.polling import poll_until_stopped
 
 log = logging.getLogger(__name__)
 
+# MPPS messages whose transactions may commit after a newer one's: more than the DICOM
+# server's associations at once.
+MPPS_LOOKBACK = 256
+
 Clock = Callable[[], datetime]
 ReadyHook = Callable[[Session, ReceivedStudy], None]
 
@@ -131,6 +135,7 @@ class Ingest:
         self.batch_size = batch_size
         self.on_ready = list(on_ready)
         self._mpps_mark: int | None = None  # newest MPPS message seen; None: none yet
+        self._mpps_seen: set[int] = set()  # message ids seen within MPPS_LOOKBACK of the mark
 
     # -- the change log -----------------------------------------------------------------
 
@@ -387,11 +392,21 @@ class Ingest:
     def _mpps_changed(self) -> set[int]:
         """Studies whose MPPS changed since the last pass (every study on the first pass).
 
-        Every N-CREATE and N-SET adds a ``performed_step_messages`` row: its id is the
-        watermark, so MPPS traffic from another process is seen without polling studies.
+        Every N-CREATE and N-SET adds a ``performed_step_messages`` row, so MPPS traffic
+        from another process is seen without polling studies. Ids are handed out before
+        their transactions commit, and on PostgreSQL two consoles' messages can commit out
+        of order: a message numbered below the newest seen may appear later. So the ids of
+        the last ``MPPS_LOOKBACK`` are read again each pass and only unseen ones count.
         """
         with self.sessions() as session:
             newest = session.scalar(select(func.max(PerformedStepMessage.id))) or 0
+            low = max(0, max(self._mpps_mark or 0, newest) - MPPS_LOOKBACK)
+            recent = set(
+                session.execute(
+                    select(PerformedStepMessage.id).where(PerformedStepMessage.id > low)
+                ).scalars()
+            )
+            fresh = sorted(recent - self._mpps_seen)
             open_studies = select(ReceivedStudy.id).where(
                 ReceivedStudy.reconciliation == Reconciliation.MATCHED.value,
                 ReceivedStudy.state.in_(
@@ -400,9 +415,9 @@ class Ingest:
             )
             if self._mpps_mark is None:
                 candidates = set(session.execute(open_studies).scalars())
-            elif newest > self._mpps_mark:
+            elif fresh:
                 changed = select(PerformedStepMessage.performed_step_pk).where(
-                    PerformedStepMessage.id > self._mpps_mark
+                    PerformedStepMessage.id.in_(fresh)
                 )
                 procedures = (
                     select(ScheduledStep.procedure_pk)
@@ -427,6 +442,7 @@ class Ingest:
             else:
                 candidates = set()
         self._mpps_mark = newest
+        self._mpps_seen = {i for i in self._mpps_seen | recent if i > low}
         return candidates
 
     def judge(self, study_pks: Iterable[int]) -> list[str]:
