@@ -14,7 +14,7 @@ import logging
 import traceback
 from typing import Any
 
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
 _previous_factory = logging.getLogRecordFactory()
 _installed = False
@@ -49,6 +49,12 @@ def describe_database_error(exc: BaseException) -> str:
     if statement:
         parts.append(f"[SQL: {' '.join(statement.split())}]")
     return " ".join(parts)
+
+
+def database_away(exc: BaseException) -> bool:
+    """The database could not be reached or was busy (restart, network, lock): worth a
+    retry and one line in the log, not a traceback."""
+    return isinstance(exc, (OperationalError, InterfaceError))
 
 
 def _safe_arg(arg: Any) -> Any:

@@ -12,6 +12,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from mri_pipeline.domain.mpps import INVALID_ATTRIBUTE_VALUE, PROCESSING_FAILURE, MppsVerdict
+from mri_pipeline.logsafe import database_away, describe_database_error
 from mri_pipeline.services.workflow import MppsResult, receive_n_create, receive_n_set
 
 log = logging.getLogger(__name__)
@@ -103,10 +104,19 @@ class MppsHandlers:
                     raise _Refused(verdict)  # roll back whatever was written
         except _Refused as refused:
             verdict = refused.verdict
-        except SQLAlchemyError:
-            log.exception(
-                "MPPS %s failed on the database mpps=%s calling_ae=%s", operation, uid, calling
-            )
+        except SQLAlchemyError as exc:
+            if database_away(exc):
+                log.warning(
+                    "MPPS %s failed: database unavailable mpps=%s calling_ae=%s error=%s",
+                    operation,
+                    uid,
+                    calling,
+                    describe_database_error(exc),
+                )
+            else:
+                log.exception(
+                    "MPPS %s failed on the database mpps=%s calling_ae=%s", operation, uid, calling
+                )
             failure = MppsVerdict(PROCESSING_FAILURE, "database unavailable; retry")
             return status_dataset(failure)
         if verdict.ok:

@@ -24,6 +24,7 @@ from mri_pipeline.domain.errors import InvalidQuery
 from mri_pipeline.domain.matching import NEVER_MATCHED
 from mri_pipeline.domain.mwl_response import build_response
 from mri_pipeline.domain.nodes import NodeTable
+from mri_pipeline.logsafe import database_away, describe_database_error
 from mri_pipeline.services.worklist import TooManyMatches, WorklistFinder
 
 log = logging.getLogger(__name__)
@@ -146,8 +147,15 @@ class WorklistHandlers:
             log.warning("C-FIND refused calling_ae=%s matches=%d", calling, exc.count)
             yield failure(STATUS_OUT_OF_RESOURCES, str(exc)), None
             return
-        except SQLAlchemyError:
-            log.exception("C-FIND failed on the database calling_ae=%s", calling)
+        except SQLAlchemyError as exc:
+            if database_away(exc):
+                log.warning(
+                    "C-FIND failed: database unavailable calling_ae=%s error=%s",
+                    calling,
+                    describe_database_error(exc),
+                )
+            else:
+                log.exception("C-FIND failed on the database calling_ae=%s", calling)
             yield failure(STATUS_UNABLE_TO_PROCESS, "worklist database unavailable"), None
             return
         pending = STATUS_PENDING_WARNING if answer.unsupported else STATUS_PENDING

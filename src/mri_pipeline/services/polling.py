@@ -6,6 +6,9 @@ import logging
 import threading
 from collections.abc import Callable
 
+from sqlalchemy.exc import SQLAlchemyError
+
+from mri_pipeline.logsafe import database_away, describe_database_error
 from mri_pipeline.orthanc.client import OrthancUnavailable
 
 log = logging.getLogger(__name__)
@@ -18,7 +21,7 @@ def poll_until_stopped(
 ) -> None:
     """Call ``step`` until ``stop`` is set; it returns True when more work is waiting
     (call again at once), else the loop waits ``interval``. A failure backs off, doubling
-    up to 5 s; an Orthanc outage is logged once, and its end too."""
+    up to 5 s; an outage of Orthanc or of the database is logged once, and its end too."""
     outage = False
     delay = interval
     while not stop.is_set():
@@ -31,13 +34,22 @@ def poll_until_stopped(
             delay = min(max(delay * 2, interval), MAX_DELAY)
             stop.wait(delay)
             continue
+        except SQLAlchemyError as error:
+            if not database_away(error):
+                log.exception("%s pass failed; retrying", name)
+            elif not outage:
+                log.warning("%s waiting for the database: %s", name, describe_database_error(error))
+            outage = outage or database_away(error)
+            delay = min(max(delay * 2, interval), MAX_DELAY)
+            stop.wait(delay)
+            continue
         except Exception:
             log.exception("%s pass failed; retrying", name)
             delay = min(max(delay * 2, interval), MAX_DELAY)
             stop.wait(delay)
             continue
         if outage:
-            log.info("%s reconnected to Orthanc", name)
+            log.info("%s working again", name)
         outage, delay = False, interval
         if not more:
             stop.wait(interval)
