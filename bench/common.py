@@ -33,6 +33,7 @@ from mri_pipeline.imaging.sample_studies import load_manifest
 from mri_pipeline.localports import free_port
 from mri_pipeline.runtime import Runtime, build_runtime
 from mri_pipeline.services.orders import OrderRequest, PatientIn
+from mri_pipeline.subprocesses import stop_process
 
 HOST = "127.0.0.1"
 ROOT = Path(__file__).resolve().parents[1]
@@ -127,12 +128,7 @@ def serving(
             time.sleep(0.1)
         yield
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop_process(process, 30)
 
 
 def tail(path: Path, lines: int = 15) -> str:

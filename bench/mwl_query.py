@@ -72,6 +72,7 @@ from mri_pipeline.domain.nodes import NodeTable
 from mri_pipeline.services.audit import AuditTrail
 from mri_pipeline.services.worklist import WorklistAnswer, WorklistFinder
 from mri_pipeline.services.worklist_files import export_worklist_files, store_item
+from mri_pipeline.subprocesses import stop_process
 
 CALLED_AE = "LSP_RIS"
 CALLING_AE = "MRI1"
@@ -309,13 +310,7 @@ def start_wlmscpfs(
 
 
 def stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
+    stop_process(process)
 
 
 # ---------------------------------------------------------------- the client side

@@ -13,6 +13,8 @@ from pydicom import dcmread
 from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
 
+from mri_pipeline.subprocesses import stop_process
+
 
 @dataclass
 class FindResult:
@@ -107,9 +109,4 @@ def storescp(ae_title: str, port: int, folder: Path, log: Path) -> Iterator[Work
             time.sleep(0.05)
         yield Workstation(ae_title, port, folder)
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop_process(process)

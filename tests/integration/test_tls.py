@@ -36,6 +36,7 @@ from mri_pipeline.domain.nodes import NodeTable
 from mri_pipeline.orthanc import OrthancProcess
 from mri_pipeline.orthanc.process import OrthancTls
 from mri_pipeline.runtime import Runtime, build_runtime
+from mri_pipeline.subprocesses import stop_process
 from mri_pipeline.tls import (
     DemoCertificates,
     TlsFiles,
@@ -336,12 +337,7 @@ def pacs(
                 time.sleep(0.05)
             yield SecurePacs(orthanc, Workstation(WORKSTATION, workstation_port, root / "received"))
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop_process(process)
 
 
 def lookup(orthanc: OrthancProcess, uid: str) -> list[str]:

@@ -28,6 +28,7 @@ from typing import Any
 import httpx
 
 from mri_pipeline.domain.nodes import DicomNode, NodeRole, NodeTable
+from mri_pipeline.subprocesses import stop_process
 from mri_pipeline.tls import TlsFiles
 
 log = logging.getLogger(__name__)
@@ -310,14 +311,8 @@ class OrthancProcess:
         process, self._process = self._process, None
         if process is None:
             return
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout=self.stop_timeout)
-            except subprocess.TimeoutExpired:
-                log.warning("Orthanc ignored SIGTERM; killing", extra={"pid": process.pid})
-                process.kill()
-                process.wait()
+        if stop_process(process, self.stop_timeout):
+            log.warning("Orthanc ignored SIGTERM; killed", extra={"pid": process.pid})
         log.info("Orthanc stopped", extra={"returncode": process.returncode})
 
     def __enter__(self) -> OrthancProcess:
