@@ -6,7 +6,7 @@ import logging
 import os
 import re
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -63,6 +63,28 @@ def no_patient_name_in_logs() -> Iterator[None]:
         root.setLevel(level)
     leaks = [line for line in lines.lines if PERSON_NAME.search(line)]
     assert not leaks, f"patient names in the log: {leaks[:3]}"
+
+
+_CHECKED: list[str] = []
+
+
+@pytest.fixture
+def checked() -> Callable[[str], None]:
+    """Say what a fault or load test counted and checked: printed at the end of the run,
+    so ``make test`` shows it (pytest keeps a passing test's own output to itself)."""
+
+    def say(line: str) -> None:
+        print(line)
+        _CHECKED.append(line.strip())
+
+    return say
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    if _CHECKED:
+        terminalreporter.section("what the fault and load tests checked")
+        for line in _CHECKED:
+            terminalreporter.write_line(line)
 
 
 def fixed_clock() -> datetime:

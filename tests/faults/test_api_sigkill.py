@@ -15,7 +15,7 @@ import itertools
 import threading
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
@@ -146,7 +146,7 @@ def wait_for_a_routing_pass(name: str, readers: Sequence[Reader], timeout: float
 
 
 def test_api_and_routing_killed_mid_pass_assign_and_claim_each_study_once(
-    tmp_path: Path,
+    tmp_path: Path, checked: Callable[[str], None]
 ) -> None:
     with postgres_schema() as url:
         settings = fault_settings(url, tmp_path)
@@ -224,8 +224,8 @@ def test_api_and_routing_killed_mid_pass_assign_and_claim_each_study_once(
     cut_off = sum(r.cut_off for r in readers)
     assert len(accessions) - len(answered) <= cut_off
     assert at_kill < len(accessions)
-    print(
-        f"\nfaults: API SIGKILL during routing (postgresql): {len(holders)} studies, "
+    checked(
+        f"faults: API SIGKILL during routing (postgresql): {len(holders)} studies, "
         f"{assignments} assignments, {len(answered)} claims answered, {len(events)} events "
         f"checked; killed with {at_kill} assigned, at {caught[:40]!r}; {cut_off} requests "
         "cut off or refused while down, and repeated"

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import signal
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -45,7 +46,7 @@ PACE = 0.1  # seconds between two images off the console: the crash lands mid-se
 
 
 def test_orthanc_killed_and_restarted_during_a_c_store_keeps_every_image_once(
-    database_url: str, tmp_path: Path
+    database_url: str, tmp_path: Path, checked: Callable[[str], None]
 ) -> None:
     settings = fault_settings(database_url, tmp_path)
     orthanc = start_orthanc(
@@ -91,8 +92,8 @@ def test_orthanc_killed_and_restarted_during_a_c_store_keeps_every_image_once(
     assert at_crash < total
     assert sum(n for (operation, _), n in console.repeated.items() if operation == "C-STORE")
     backend = make_url(database_url).get_backend_name()
-    print(
-        f"\nfaults: Orthanc killed and restarted during C-STORE ({backend}): {tally.examinations} "
+    checked(
+        f"faults: Orthanc killed and restarted during C-STORE ({backend}): {tally.examinations} "
         f"examination, {tally.instances} instances, {tally.assignments} assignment, "
         f"{tally.events} events checked; Orthanc killed after {at_crash}/{total} images sent, "
         f"the console repeated {sum(console.repeated.values())} requests and resent "

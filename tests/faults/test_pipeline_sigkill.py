@@ -18,6 +18,7 @@ what was not acknowledged until the restarted pipeline answers.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -50,7 +51,7 @@ EXAMINATIONS = 20
 
 
 def test_pipeline_killed_while_ingesting_20_examinations_records_and_routes_each_once(
-    database_url: str, tmp_path: Path
+    database_url: str, tmp_path: Path, checked: Callable[[str], None]
 ) -> None:
     settings = fault_settings(database_url, tmp_path, ingest_batch_size=8)
     runtime = build_runtime(settings, clock=fixed_clock)
@@ -112,8 +113,8 @@ def test_pipeline_killed_while_ingesting_20_examinations_records_and_routes_each
     assert console.repeated, "the console never noticed the kill"
     assert names_logged(workers, patients) == []
     backend = make_url(database_url).get_backend_name()
-    print(
-        f"\nfaults: pipeline SIGKILL ({backend}): {tally.examinations} examinations, "
+    checked(
+        f"faults: pipeline SIGKILL ({backend}): {tally.examinations} examinations, "
         f"{tally.instances} instances, {tally.assignments} assignments, {tally.events} events "
         f"checked; killed with {at_kill[0]}/{total} images recorded and {at_kill[1]} routed; "
         f"the console repeated {sum(console.repeated.values())} requests and resent "

@@ -15,6 +15,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from pathlib import Path
@@ -88,7 +89,7 @@ def run_day(
 
 
 def test_postgresql_restarted_during_mpps_traffic_loses_and_doubles_nothing(
-    tmp_path: Path,
+    tmp_path: Path, checked: Callable[[str], None]
 ) -> None:
     with postgres_schema() as url:
         settings = make_settings(url, tmp_path)
@@ -152,8 +153,8 @@ def test_postgresql_restarted_during_mpps_traffic_loses_and_doubles_nothing(
     requests = sum(c.attempts.total() for c in consoles.values())
     repeated = sum((c.repeated for c in consoles.values()), Counter[tuple[str, str]]())
     failures = sum((c.failures for c in consoles.values()), Counter[tuple[str, int]]())
-    print(
-        f"\nfaults: PostgreSQL restart during MPPS: {total} steps, {total} MPPS, "
+    checked(
+        f"faults: PostgreSQL restart during MPPS: {total} steps, {total} MPPS, "
         f"{requests} requests ({repeated.total()} repeated: {dict(repeated)}), {events} events "
         f"checked; cluster restarted: {restarted}"
     )

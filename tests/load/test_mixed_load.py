@@ -11,7 +11,7 @@ run, not both, to keep the suite short.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -36,7 +36,7 @@ def database(tmp_path: Path) -> Iterator[str]:
 
 
 def test_consoles_scanners_and_readers_at_once_fail_no_request_and_every_exam_is_routed(
-    tmp_path: Path,
+    tmp_path: Path, checked: Callable[[str], None]
 ) -> None:
     with database(tmp_path) as url:
         settings = make_settings(url, tmp_path / "var", **site_overrides(tmp_path, SHAPE))
@@ -45,7 +45,7 @@ def test_consoles_scanners_and_readers_at_once_fail_no_request_and_every_exam_is
             result = run_load(runtime, SHAPE, tmp_path)
         finally:
             runtime.close()
-    print("\n" + "\n".join(report(result)))
+    checked("load: " + "\n".join(report(result)))
 
     tallies = result.tallies
     for tally in tallies.all():
