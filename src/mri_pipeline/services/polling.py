@@ -27,24 +27,13 @@ def poll_until_stopped(
     while not stop.is_set():
         try:
             more = step()
-        except OrthancUnavailable as error:
-            if not outage:
-                log.warning("%s waiting for Orthanc: %s", name, error)
-            outage = True
-            delay = min(max(delay * 2, interval), MAX_DELAY)
-            stop.wait(delay)
-            continue
-        except SQLAlchemyError as error:
-            if not database_away(error):
+        except Exception as error:
+            away = _outage(error)
+            if away is None:
                 log.exception("%s pass failed; retrying", name)
             elif not outage:
-                log.warning("%s waiting for the database: %s", name, describe_database_error(error))
-            outage = outage or database_away(error)
-            delay = min(max(delay * 2, interval), MAX_DELAY)
-            stop.wait(delay)
-            continue
-        except Exception:
-            log.exception("%s pass failed; retrying", name)
+                log.warning("%s waiting for %s", name, away)
+            outage = outage or away is not None
             delay = min(max(delay * 2, interval), MAX_DELAY)
             stop.wait(delay)
             continue
@@ -53,3 +42,12 @@ def poll_until_stopped(
         outage, delay = False, interval
         if not more:
             stop.wait(interval)
+
+
+def _outage(error: Exception) -> str | None:
+    """What is away, said once per outage; None for a fault worth its traceback."""
+    if isinstance(error, OrthancUnavailable):
+        return f"Orthanc: {error}"
+    if isinstance(error, SQLAlchemyError) and database_away(error):
+        return f"the database: {describe_database_error(error)}"
+    return None
