@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, time
 from zoneinfo import ZoneInfo
 
@@ -17,11 +17,13 @@ from mri_pipeline.domain.nodes import NodeTable
 from mri_pipeline.domain.protocols import Catalogue
 from mri_pipeline.domain.radiologists import RadiologistTable
 from mri_pipeline.orthanc import OrthancClient, orthanc_credentials
+from mri_pipeline.services.accounts import RecentCallers
 from mri_pipeline.services.audit import AuditTrail
 from mri_pipeline.services.ingest import Ingest
 from mri_pipeline.services.orders import Clock, OrderDesk, offer_replacement_step
 from mri_pipeline.services.radiologists import Roster, sync_radiologists
 from mri_pipeline.services.reading import ReadingRoom
+from mri_pipeline.services.reading_board import ReadingBoard
 from mri_pipeline.services.reference import load_catalogue, load_node_table, load_radiologists
 from mri_pipeline.services.routing import RoutingDesk
 from mri_pipeline.services.worklist import WorklistFinder
@@ -45,6 +47,10 @@ class Runtime:
     roster: Roster
     audit: AuditTrail
     clock: Clock = system_clock
+    # The open assignments every reading list of this process is drawn from.
+    reading_board: ReadingBoard = field(default_factory=ReadingBoard)
+    # Who recent tokens and session cookies belong to (deps.identify).
+    callers: RecentCallers = field(default_factory=RecentCallers)
 
     def close(self) -> None:
         self.audit.close()
@@ -83,6 +89,7 @@ class Runtime:
             clock=self.clock,
             site=self.settings.site,
             team=self.routing_desk().team,
+            board=self.reading_board,
         )
 
 

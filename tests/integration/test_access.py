@@ -7,12 +7,13 @@ import re
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import event
+from sqlalchemy import event, update
 
 from mri_pipeline.api.app import create_app
+from mri_pipeline.db.models import User
 from mri_pipeline.domain.access import Role
 from mri_pipeline.runtime import Runtime
-from mri_pipeline.services.accounts import AccountError, add_user, log_in
+from mri_pipeline.services.accounts import AccountError, RecentCallers, add_user, log_in
 from tests.integration.api_tools import api_client, token_for
 from tests.integration.test_mwl_scp import book
 
@@ -220,3 +221,50 @@ def test_password_guessing_is_slowed_down_per_user_name(runtime: Runtime) -> Non
         assert "Too many failed attempts for this user name. Try again in 10 min." in page
     with TestClient(create_app(runtime)) as fresh:  # a new process starts counting afresh
         assert attempt(fresh, "y" * 12)[0] == 303
+
+
+class Ticks:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_callers_are_remembered_briefly_and_logging_out_ends_the_session_at_once(
+    runtime: Runtime,
+) -> None:
+    """A token or session is looked up once in ``ttl`` seconds; a change another process
+    makes (a user made inactive) counts within ``ttl``; logging out here, at once."""
+    ticks = Ticks()
+    runtime.callers = RecentCallers(ttl=2.0, monotonic=ticks)
+    lookups = [0]
+
+    def count(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
+        lookups[0] += "FROM users" in statement and "api_tokens" in statement
+
+    with api_client(runtime, Role.ADMIN) as admin:
+        event.listen(runtime.engine, "before_cursor_execute", count)
+        try:
+            assert all(admin.get("/api/me").status_code == 200 for _ in range(5))
+            assert lookups[0] == 1
+        finally:
+            event.remove(runtime.engine, "before_cursor_execute", count)
+        username = admin.get("/api/me").json()["username"]
+        with runtime.sessions.begin() as session:
+            session.execute(update(User).where(User.username == username).values(active=False))
+        assert admin.get("/api/me").status_code == 200  # remembered for up to 2 s
+        ticks.now += 2.0
+        refused = admin.get("/api/me")
+        assert refused.status_code == 401
+        assert refused.json()["detail"] == "unknown or revoked token"
+
+    with runtime.sessions.begin() as session:
+        add_user(session, "rg.brief", Role.RADIOGRAPHER, runtime.clock(), password="z" * 12)
+    with runtime.sessions.begin() as session:
+        cookie = log_in(session, "rg.brief", "z" * 12, runtime.clock())
+    assert cookie is not None
+    with TestClient(create_app(runtime), cookies={"mri_session": cookie}) as browser:
+        csrf = browser.get("/api/me").json()["csrf_token"]
+        assert browser.post("/logout", data={"csrf_token": csrf}).status_code == 200
+        assert browser.get("/api/me", cookies={"mri_session": cookie}).status_code == 401

@@ -5,10 +5,11 @@ must carry its CSRF token)."""
 from __future__ import annotations
 
 import hmac
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request, status
+from fastapi.concurrency import run_in_threadpool
 from sqlalchemy.orm import Session
 
 from mri_pipeline.domain.access import Area, Role, may
@@ -21,7 +22,7 @@ CSRF_HEADER = "X-CSRF-Token"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
-def get_runtime(request: Request) -> Runtime:
+async def get_runtime(request: Request) -> Runtime:
     runtime: Runtime = request.app.state.runtime
     return runtime
 
@@ -29,9 +30,14 @@ def get_runtime(request: Request) -> Runtime:
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 
 
-def get_session(runtime: RuntimeDep) -> Iterator[Session]:
-    with runtime.sessions() as session:
+async def get_session(runtime: RuntimeDep) -> AsyncIterator[Session]:
+    # Made here (no I/O until first used); closed in a worker thread, as it may return
+    # a connection to the pool: one thread hop a request instead of two.
+    session = runtime.sessions()
+    try:
         yield session
+    finally:
+        await run_in_threadpool(session.close)
 
 
 # scope="function": the session closes when the route returns, before the answer is
@@ -54,22 +60,57 @@ class NotLoggedIn(HTTPException):
         )
 
 
+TOKEN, SESSION = "token", "session"
+
+
+def credentials(request: Request) -> tuple[str, str] | None:
+    """What the caller offers: a bearer token (preferred) or a session cookie."""
+    header = request.headers.get("Authorization", "")
+    if header:
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise NotLoggedIn("Authorization must be 'Bearer <token>'")
+        return TOKEN, token.strip()
+    cookie = request.cookies.get(SESSION_COOKIE)
+    return (SESSION, cookie) if cookie else None
+
+
+def look_up(runtime: Runtime, kind: str, secret: str) -> Principal | None:
+    """The secret's user from the database, remembered for the next requests."""
+    with runtime.sessions() as session:
+        if kind == TOKEN:
+            principal = by_token(session, secret)
+        else:
+            principal = by_session(session, secret, runtime.clock())
+    if principal is not None:
+        runtime.callers.remember(kind, secret, principal)
+    return principal
+
+
+def _found(kind: str, principal: Principal | None) -> Principal | None:
+    if principal is None and kind == TOKEN:
+        raise NotLoggedIn("unknown or revoked token")
+    return principal
+
+
 def identify(request: Request, runtime: Runtime) -> Principal | None:
     """The token's or the session's user, or None. Does not check CSRF."""
-    header = request.headers.get("Authorization", "")
-    with runtime.sessions() as session:
-        if header:
-            scheme, _, token = header.partition(" ")
-            if scheme.lower() != "bearer" or not token.strip():
-                raise NotLoggedIn("Authorization must be 'Bearer <token>'")
-            principal = by_token(session, token.strip())
-            if principal is None:
-                raise NotLoggedIn("unknown or revoked token")
-            return principal
-        cookie = request.cookies.get(SESSION_COOKIE)
-        if cookie:
-            return by_session(session, cookie, runtime.clock())
-    return None
+    offered = credentials(request)
+    if offered is None:
+        return None
+    return _found(offered[0], runtime.callers.get(*offered) or look_up(runtime, *offered))
+
+
+async def identify_soon(request: Request, runtime: Runtime) -> Principal | None:
+    """``identify`` for the event loop: a caller seen in the last seconds is known at
+    once; otherwise the database is asked in a worker thread."""
+    offered = credentials(request)
+    if offered is None:
+        return None
+    principal = runtime.callers.get(*offered)
+    if principal is None:
+        principal = await run_in_threadpool(look_up, runtime, *offered)
+    return _found(offered[0], principal)
 
 
 def csrf_matches(principal: Principal, offered: str | None) -> bool:
@@ -77,9 +118,9 @@ def csrf_matches(principal: Principal, offered: str | None) -> bool:
     return expected is not None and offered is not None and hmac.compare_digest(expected, offered)
 
 
-def get_principal(request: Request, runtime: RuntimeDep) -> Principal:
+async def get_principal(request: Request, runtime: RuntimeDep) -> Principal:
     """Who is asking (401 when nobody). Recorded on ``request.state`` for the audit log."""
-    principal = identify(request, runtime)
+    principal = await identify_soon(request, runtime)
     if principal is None:
         raise NotLoggedIn("log in, or send 'Authorization: Bearer <token>'")
     if (
@@ -95,10 +136,10 @@ def get_principal(request: Request, runtime: RuntimeDep) -> Principal:
 PrincipalDep = Annotated[Principal, Depends(get_principal)]
 
 
-def require(area: Area) -> Callable[[Principal], Principal]:
+def require(area: Area) -> Callable[[Principal], Coroutine[None, None, Principal]]:
     """A dependency admitting only roles granted ``area`` (403 for the others)."""
 
-    def check(principal: PrincipalDep) -> Principal:
+    async def check(principal: PrincipalDep) -> Principal:
         if not may(principal.role, area):
             raise HTTPException(
                 status.HTTP_403_FORBIDDEN,

@@ -11,6 +11,8 @@ import hashlib
 import logging
 import re
 import secrets
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -125,12 +127,16 @@ def issue_token(session: Session, user: User, at: datetime) -> str:
 
 
 def by_token(session: Session, token: str) -> Principal | None:
-    row = session.execute(
-        select(ApiToken).where(ApiToken.token_sha256 == digest(token))
+    user = session.execute(
+        select(User)
+        .join(ApiToken, ApiToken.user_id == User.id)
+        .where(
+            ApiToken.token_sha256 == digest(token),
+            ApiToken.revoked_at.is_(None),
+            User.active.is_(True),
+        )
     ).scalar_one_or_none()
-    if row is None or row.revoked_at is not None or not row.user.active:
-        return None
-    return _principal(row.user)
+    return _principal(user) if user is not None else None
 
 
 def log_in(session: Session, username: str, password: str, now: datetime) -> str | None:
@@ -170,6 +176,40 @@ def by_session(session: Session, cookie: str, now: datetime) -> Principal | None
     if row is None or row.expires_at <= now or not row.user.active:
         return None
     return _principal(row.user, row.csrf_token)
+
+
+class RecentCallers:
+    """Who recent API tokens and session cookies belong to, remembered for ``ttl``
+    seconds so that a screen or script asking many times a second is not looked up
+    in the database each time. Logging out here is forgotten at once; a change made by
+    another process (a session ended, a user made inactive) counts within ``ttl``.
+    Only the secrets' SHA-256 are kept, and only callers that were found."""
+
+    def __init__(
+        self,
+        ttl: float = 2.0,
+        *,
+        most: int = 10_000,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.ttl = ttl
+        self.most = most
+        self.monotonic = monotonic
+        self._known: dict[tuple[str, str], tuple[float, Principal]] = {}
+
+    def get(self, kind: str, secret: str) -> Principal | None:
+        found = self._known.get((kind, digest(secret)))
+        if found is None or self.monotonic() >= found[0]:
+            return None
+        return found[1]
+
+    def remember(self, kind: str, secret: str, principal: Principal) -> None:
+        if len(self._known) >= self.most:
+            self._known = {}  # a flood of callers: start again rather than grow
+        self._known[(kind, digest(secret))] = (self.monotonic() + self.ttl, principal)
+
+    def forget(self, kind: str, secret: str) -> None:
+        self._known.pop((kind, digest(secret)), None)
 
 
 def log_out(session: Session, cookie: str) -> None:

@@ -3,6 +3,8 @@ read back as the domain's table by routing and the reading list."""
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
@@ -46,22 +48,33 @@ def sync_radiologists(session: Session, table: RadiologistTable, at: datetime) -
 
 
 class Roster:
-    """The active radiologists, read again only when a row has changed."""
+    """The active radiologists, read again only when a row has changed. Whether one has
+    is asked at most every ``recheck`` seconds: the roster changes when a process starts
+    with a new radiologists file, not from one request to the next."""
 
-    def __init__(self) -> None:
-        # (version, table) replaced as one value: threads share a roster.
-        self._cached: tuple[tuple[int, datetime | None], RadiologistTable | None] | None = None
+    def __init__(
+        self, recheck: float = 1.0, *, monotonic: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.recheck = recheck
+        self.monotonic = monotonic
+        # (version, table, when asked) replaced as one value: threads share a roster.
+        self._cached: tuple[tuple[int, datetime | None], RadiologistTable | None, float] | None = (
+            None
+        )
         self._team: tuple[RadiologistTable, tuple[date, str], list[Radiologist]] | None = None
 
     def table(self, session: Session) -> RadiologistTable | None:
         """None when there are no active radiologists."""
+        cached = self._cached
+        asked = self.monotonic()
+        if cached is not None and asked - cached[2] < self.recheck:
+            return cached[1]
         version_row = session.execute(
             select(func.count(), func.max(RadiologistRow.updated_at)).where(
                 RadiologistRow.active.is_(True)
             )
         ).one()
         version = (int(version_row[0]), version_row[1])
-        cached = self._cached
         if cached is None or cached[0] != version:
             entries = [
                 RadiologistEntry.model_validate(row.entry)
@@ -72,7 +85,9 @@ class Roster:
                 )
             ]
             table = RadiologistTable(radiologists=tuple(entries)) if entries else None
-            cached = self._cached = (version, table)
+            self._cached = (version, table, asked)
+            return table
+        self._cached = (version, cached[1], asked)
         return cached[1]
 
     def team(self, session: Session, day: date, zone: ZoneInfo) -> list[Radiologist]:

@@ -9,7 +9,7 @@ result.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -46,6 +46,7 @@ from mri_pipeline.domain.routing import (
 )
 from mri_pipeline.services.events import record_study_event
 from mri_pipeline.services.radiologists import Roster, UnknownRadiologist
+from mri_pipeline.services.reading_board import OpenStudy, ReadingBoard
 from mri_pipeline.services.routing import give, in_hand, route_facts
 from mri_pipeline.services.studies import find_study
 
@@ -80,12 +81,14 @@ class ReadingRoom:
         clock: Clock,
         site: str,
         team: Callable[[Session, datetime], list[Radiologist]],
+        board: ReadingBoard,
     ) -> None:
         self.catalogue = catalogue
         self.roster = roster
         self.clock = clock
         self.site = site
         self.team = team
+        self.board = board
 
     # -- reading --------------------------------------------------------------------
 
@@ -123,81 +126,61 @@ class ReadingRoom:
     def _own(self, session: Session, key: str) -> list[Assignment]:
         return self._rows(session, Assignment.radiologist_key == key, Assignment.state.in_(IN_HAND))
 
-    def _top_unassigned(self, session: Session, radiologist: Radiologist) -> QueueEntry | None:
-        """The first study of the unassigned list, in queue order, that ``radiologist``
-        may report: chosen in SQL by the protocols they may report."""
+    def _reportable_codes(self, radiologist: Radiologist) -> frozenset[str] | None:
+        """The catalogue's protocols ``radiologist`` may report here; None when they do
+        not work at this site."""
         if self.site not in radiologist.sites:
             return None
-        codes = self.catalogue.protocol_codes
-        allowed = [
+        return frozenset(
             p.code
             for p in self.catalogue.protocols
             if qualified_for(radiologist, self.site, p.subspecialty, p.contrast) is None
-        ]
+        )
+
+    def _top_unassigned(self, session: Session, radiologist: Radiologist) -> QueueEntry | None:
+        """The first study of the unassigned list, in queue order, that ``radiologist``
+        may report, chosen in SQL under the caller's locks (a code outside the catalogue
+        asks for no subspecialty and no contrast)."""
+        allowed = self._reportable_codes(radiologist)
+        if allowed is None:
+            return None
         code = RequestedProcedure.protocol_code
         rows = self._rows(
             session,
             Assignment.state == AssignmentState.UNASSIGNED,
-            # A code outside the catalogue asks for no subspecialty and no contrast.
-            or_(code.in_(allowed), code.is_(None), code.not_in(codes)),
+            or_(code.in_(allowed), code.is_(None), code.not_in(self.catalogue.protocol_codes)),
             limit=1,
         )
         return self._entry(rows[0]) if rows else None
 
     def reading_list(self, session: Session, key: str) -> dict[str, Any]:
         """``key``'s studies in hand, most urgent and earliest deadline first, with the
-        time left, and the study they would take next from the unassigned list."""
+        time left, and the study they would take next from the unassigned list (drawn
+        from the board of open assignments, brought up to date first)."""
         now = self.clock()
+        board = self.board.current(session)  # first: a fresh snapshot serves others too
         radiologist = self.radiologist(session, key, now)
-        rows = session.execute(
-            select(
-                Assignment,
-                ReceivedStudy.study_instance_uid,
-                ReceivedStudy.accession_number,
-                ReceivedStudy.completed_at,
-                RequestedProcedure.protocol_code,
-                RequestedProcedure.indication,
-                RequestedProcedure.red_flags,
-                Patient.patient_id,
-                Patient.name,
-            )
-            .join(ReceivedStudy, ReceivedStudy.id == Assignment.study_pk)
-            .join(RequestedProcedure, RequestedProcedure.id == ReceivedStudy.procedure_pk)
-            .join(Patient, Patient.id == RequestedProcedure.patient_pk)
-            .where(Assignment.radiologist_key == key, Assignment.state.in_(IN_HAND))
-            .order_by(Assignment.priority_rank.desc(), Assignment.deadline, Assignment.id)
-        ).all()
         items = [
             {
-                "study_instance_uid": uid,
-                "accession_number": accession,
-                "patient_id": patient_id,
-                "patient_name": name,
+                "study_instance_uid": row.study_instance_uid,
+                "accession_number": row.accession_number,
+                "patient_id": row.patient_id,
+                "patient_name": row.patient_name,
                 "priority": row.priority,
-                "protocol_code": protocol_code,
-                "protocol": self._protocol_meaning(protocol_code),
-                "indication": indication,
-                "red_flags": self._red_flags(indication, red_flags),
+                "protocol_code": row.protocol_code,
+                "protocol": self._protocol_meaning(row.protocol_code),
+                "indication": row.indication,
+                "red_flags": self._red_flags(row.indication, list(row.red_flags)),
                 **self._timing(row, now),
                 "state": row.state,
                 "reason": row.reason,
-                "completed_at": completed_at,
+                "completed_at": row.completed_at,
                 "assigned_at": row.assigned_at,
                 "claimed_at": row.claimed_at,
             }
-            for (
-                row,
-                uid,
-                accession,
-                completed_at,
-                protocol_code,
-                indication,
-                red_flags,
-                patient_id,
-                name,
-            ) in rows
+            for row in board.in_hand(key)
         ]
-        top = self._top_unassigned(session, radiologist)
+        top = self._first_they_may_report(board.pool, radiologist)
         return {
             "radiologist": key,
             "name": radiologist.name,
@@ -207,17 +190,38 @@ class ReadingRoom:
             "studies": items,
             "next_unassigned": (
                 {
-                    "study_instance_uid": top.study.study_instance_uid,
+                    "study_instance_uid": top.study_instance_uid,
                     "accession_number": top.accession_number,
-                    "priority": top.study.priority.value,
-                    "protocol": top.study.protocol_meaning,
-                    "deadline": top.study.deadline,
-                    "time_left": describe_time_left(time_left(top.study.deadline, now)),
+                    "priority": top.priority,
+                    "protocol": self._protocol_meaning(top.protocol_code)
+                    or top.protocol_code
+                    or "MRI",
+                    "deadline": top.deadline,
+                    "time_left": describe_time_left(time_left(top.deadline, now)),
                 }
                 if top is not None
                 else None
             ),
         }
+
+    def _first_they_may_report(
+        self, pool: Sequence[OpenStudy], radiologist: Radiologist
+    ) -> OpenStudy | None:
+        """The board's answer to ``_top_unassigned``, by the same rule."""
+        allowed = self._reportable_codes(radiologist)
+        if allowed is None:
+            return None
+        codes = self.catalogue.protocol_codes
+        return next(
+            (
+                row
+                for row in pool
+                if row.protocol_code is None
+                or row.protocol_code in allowed
+                or row.protocol_code not in codes
+            ),
+            None,
+        )
 
     def _red_flags(self, indication: str | None, ticked: list[str] | None) -> list[str]:
         return [flag.code for flag in self.catalogue.red_flags(indication, ticked or [])]
@@ -227,7 +231,7 @@ class ReadingRoom:
         return protocol.meaning if protocol is not None else code
 
     @staticmethod
-    def _timing(row: Assignment, now: datetime) -> dict[str, Any]:
+    def _timing(row: Assignment | OpenStudy, now: datetime) -> dict[str, Any]:
         left = time_left(row.deadline, now)
         return {
             "deadline": row.deadline,

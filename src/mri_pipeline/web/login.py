@@ -9,7 +9,7 @@ from typing import Annotated
 from fastapi import APIRouter, Form, Request, status
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from mri_pipeline.api.deps import SESSION_COOKIE, RuntimeDep, csrf_matches, identify
+from mri_pipeline.api.deps import SESSION, SESSION_COOKIE, RuntimeDep, csrf_matches, identify
 from mri_pipeline.domain.throttle import LoginThrottle
 from mri_pipeline.services.accounts import (
     SESSION_LIFETIME,
@@ -116,6 +116,7 @@ def post_logout(
     if principal is not None and cookie and csrf_matches(principal, csrf_token):
         with runtime.sessions.begin() as session:
             log_out(session, cookie)
+        runtime.callers.forget(SESSION, cookie)
     answer = RedirectResponse("/login", status_code=status.HTTP_303_SEE_OTHER)
     answer.delete_cookie(SESSION_COOKIE, path="/")
     return answer
