@@ -23,6 +23,10 @@ def make_engine(url: str) -> Engine:
         engine = create_engine(
             url,
             connect_args={"check_same_thread": False, "timeout": 30},
+            # A connection for each of the API's worker threads (40), kept: a file
+            # connection is cheap to hold and, with its pragmas, dear to open per request.
+            pool_size=40,
+            max_overflow=20,
             hide_parameters=True,
         )
 
