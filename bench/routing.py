@@ -24,18 +24,20 @@ list answers with 10,000 studies and 50 radiologists asking at once.
 2. The reading list, ``--studies`` (10,000) studies: 70 % reported (``final``), 8 in hand per
    radiologist (1 of them being read), the rest unassigned. The API (``create_app``) is
    served by uvicorn in a subprocess, as ``mri-pipeline up`` serves it (one process,
-   ``log_level`` warning). First one client alone (no queueing: the service time), then
-   ``--clients`` (50) clients at once, each on its own keep-alive connection sending
-   ``--requests`` (20) ``GET /api/reading-list?radiologist=KEY`` (keys spread over the 50;
-   each with the API token of that radiologist's user, so the API authenticates it and
-   writes its audit line as in use) after one untimed request; then the same load on
-   ``GET /health`` (no login, no audit: the floor of the same server). Any answer but 200
+   ``log_level`` warning). Each client is one keep-alive connection written by hand (a full
+   client library would spend the shared cores the server is measured on). First one
+   client alone (no queueing: the service time), then ``--clients`` (50) clients, each
+   sending ``--requests`` (20) ``GET /api/reading-list?radiologist=KEY`` (keys spread over
+   the 50; each with the API token of that radiologist's user, so the API authenticates it
+   and writes its audit line as in use) after one untimed request, in three ways: as fast
+   as each is answered (a closed loop); all at once, 20 times with a pause (an event tells
+   every open screen its list changed); and, with ``--think S`` (default 1), each waiting
+   S seconds after an answer (a list refreshed every S s). ``GET /health`` (no login, no
+   audit: the floor of the same server) is sent the first two ways too. Any answer but 200
    is a failure and is printed (a load stops after 50); each list is checked once against
-   the API contract and the studies seeded. ``--think S`` (default 1) adds a paced run: the same
-   clients, each waiting S seconds after an answer (a list refreshed every S s).
-   Last, ``reading_list`` in process, no HTTP, split into its parts, and what the API adds
-   around it (the token's user, the audit line). Target: p95 under 50 ms (``--clients``
-   at once, as many requests as they can send).
+   the API contract and the studies seeded. Last, ``reading_list`` in process, no HTTP,
+   split into its parts, and what the API adds around it (the token's user, the audit
+   line). Target: p95 under 50 ms, in each of the three ways.
 
 The clock is fixed at Monday 2 March 2026 10:00 UTC (10:00 in London), inside the day shifts.
 On PostgreSQL each database is a fresh schema, vacuumed and analysed after seeding, dropped

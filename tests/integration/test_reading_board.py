@@ -4,6 +4,7 @@ asked whether it changed at most once a second."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 
 import pytest
@@ -194,6 +195,40 @@ def test_the_roster_is_asked_whether_it_changed_at_most_once_a_recheck(runtime: 
         )
     with runtime.sessions() as session:
         ticks.now += 0.9
+        assert roster.in_memory()
         assert [e.key for e in roster.table(session).radiologists] == keys  # type: ignore[union-attr]
         ticks.now += 0.1
+        assert not roster.in_memory()
+        # Without a session (the event loop): what is in memory, however old.
+        assert [e.key for e in roster.table(None).radiologists] == keys  # type: ignore[union-attr]
         assert [e.key for e in roster.table(session).radiologists] == keys[1:]  # type: ignore[union-attr]
+    with pytest.raises(LookupError):
+        Roster().table(None)
+
+
+def test_a_burst_of_requests_on_the_event_loop_shares_one_check(runtime: Runtime) -> None:
+    """The API asks the board from the event loop: twenty requests that arrive together
+    wait for one check, run in a worker thread, and see a change committed before."""
+    clock = Clock(at(MONDAY, "10:00"))
+    desk, _room = desks(runtime, clock)
+    board = ReadingBoard()
+    kept(runtime, board)  # read in full
+    ready_study(runtime, "S1", "radiculopathy", at(MONDAY, "09:00"))
+    desk.route_pass()
+    checks = [0]
+
+    def count(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
+        checks[0] += "max(step_events.id)" in statement
+
+    async def burst() -> list[Board]:
+        return await asyncio.gather(*(board.current_soon(runtime.sessions) for _ in range(20)))
+
+    event.listen(runtime.engine, "before_cursor_execute", count)
+    try:
+        boards = asyncio.run(burst())
+    finally:
+        event.remove(runtime.engine, "before_cursor_execute", count)
+    assert checks[0] == 1
+    assert all(b is boards[0] for b in boards)
+    assert sum(len(rows) for rows in boards[0].holding.values()) == 1  # the new study
+    assert boards[0] == read_in_full(runtime)

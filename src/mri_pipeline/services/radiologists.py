@@ -3,6 +3,7 @@ read back as the domain's table by routing and the reading list."""
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from datetime import date, datetime
@@ -62,13 +63,40 @@ class Roster:
             None
         )
         self._team: tuple[RadiologistTable, tuple[date, str], list[Radiologist]] | None = None
+        self._asking = threading.Lock()  # held by the one caller asking the database
 
-    def table(self, session: Session) -> RadiologistTable | None:
-        """None when there are no active radiologists."""
+    def in_memory(self) -> bool:
+        """Whether the roster may be read without a session: asked within ``recheck``,
+        or being asked now by another caller (whose answer it is until then)."""
+        cached = self._cached
+        return cached is not None and (
+            self.monotonic() - cached[2] < self.recheck or self._asking.locked()
+        )
+
+    def table(self, session: Session | None) -> RadiologistTable | None:
+        """None when there are no active radiologists. Without a ``session``, what is in
+        memory, however old (check ``in_memory`` first)."""
         cached = self._cached
         asked = self.monotonic()
-        if cached is not None and asked - cached[2] < self.recheck:
+        if cached is not None and (session is None or asked - cached[2] < self.recheck):
             return cached[1]
+        if session is None:
+            raise LookupError("the roster has not been read yet")
+        if cached is not None and not self._asking.acquire(blocking=False):
+            return cached[1]  # another caller is asking: its answer is a moment away
+        if cached is None:
+            self._asking.acquire()
+        try:
+            return self._asked(session, cached, asked)
+        finally:
+            self._asking.release()
+
+    def _asked(
+        self,
+        session: Session,
+        cached: tuple[tuple[int, datetime | None], RadiologistTable | None, float] | None,
+        asked: float,
+    ) -> RadiologistTable | None:
         version_row = session.execute(
             select(func.count(), func.max(RadiologistRow.updated_at)).where(
                 RadiologistRow.active.is_(True)
@@ -90,7 +118,7 @@ class Roster:
         self._cached = (version, cached[1], asked)
         return cached[1]
 
-    def team(self, session: Session, day: date, zone: ZoneInfo) -> list[Radiologist]:
+    def team(self, session: Session | None, day: date, zone: ZoneInfo) -> list[Radiologist]:
         """The radiologists with their concrete shifts around ``day`` (see
         ``RadiologistTable.on``), worked out once per roster version and day."""
         table = self.table(session)

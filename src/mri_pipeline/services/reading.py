@@ -14,7 +14,8 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import or_, select
-from sqlalchemy.orm import Session, contains_eager
+from sqlalchemy.orm import Session, contains_eager, sessionmaker
+from starlette.concurrency import run_in_threadpool
 
 from mri_pipeline.db.models import (
     Assignment,
@@ -46,7 +47,7 @@ from mri_pipeline.domain.routing import (
 )
 from mri_pipeline.services.events import record_study_event
 from mri_pipeline.services.radiologists import Roster, UnknownRadiologist
-from mri_pipeline.services.reading_board import OpenStudy, ReadingBoard
+from mri_pipeline.services.reading_board import Board, OpenStudy, ReadingBoard
 from mri_pipeline.services.routing import give, in_hand, route_facts
 from mri_pipeline.services.studies import find_study
 
@@ -80,7 +81,7 @@ class ReadingRoom:
         *,
         clock: Clock,
         site: str,
-        team: Callable[[Session, datetime], list[Radiologist]],
+        team: Callable[[Session | None, datetime], list[Radiologist]],
         board: ReadingBoard,
     ) -> None:
         self.catalogue = catalogue
@@ -92,7 +93,8 @@ class ReadingRoom:
 
     # -- reading --------------------------------------------------------------------
 
-    def radiologist(self, session: Session, key: str, now: datetime) -> Radiologist:
+    def radiologist(self, session: Session | None, key: str, now: datetime) -> Radiologist:
+        """``key`` with their shifts; with no ``session``, from the roster in memory."""
         found = next((r for r in self.team(session, now) if r.key == key), None)
         if found is None:
             raise UnknownRadiologist(f"no active radiologist {key!r}")
@@ -159,7 +161,27 @@ class ReadingRoom:
         from the board of open assignments, brought up to date first)."""
         now = self.clock()
         board = self.board.current(session)  # first: a fresh snapshot serves others too
-        radiologist = self.radiologist(session, key, now)
+        return self._listing(board, self.radiologist(session, key, now), now)
+
+    async def reading_list_soon(self, sessions: sessionmaker[Session], key: str) -> dict[str, Any]:
+        """``reading_list`` for the event loop (the API): the database is asked in a
+        worker thread, and only when the board or the roster needs it."""
+        now = self.clock()
+        board = await self.board.current_soon(sessions)
+        if self.roster.in_memory():
+            radiologist = self.radiologist(None, key, now)
+        else:
+            radiologist = await run_in_threadpool(self._radiologist_alone, sessions, key, now)
+        return self._listing(board, radiologist, now)
+
+    def _radiologist_alone(
+        self, sessions: sessionmaker[Session], key: str, now: datetime
+    ) -> Radiologist:
+        with sessions() as session:
+            return self.radiologist(session, key, now)
+
+    def _listing(self, board: Board, radiologist: Radiologist, now: datetime) -> dict[str, Any]:
+        key = radiologist.key
         items = [
             {
                 "study_instance_uid": row.study_instance_uid,

@@ -18,6 +18,7 @@ assignment).
 
 from __future__ import annotations
 
+import asyncio
 import math
 import threading
 import time
@@ -26,7 +27,8 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import ColumnElement, bindparam, func, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
+from starlette.concurrency import run_in_threadpool
 
 from mri_pipeline.db.models import (
     Assignment,
@@ -149,6 +151,7 @@ class ReadingBoard:
         self._board = EMPTY
         self._loaded_at: float | None = None
         self._checked_from = -math.inf  # when the last check against the database began
+        self._pending: asyncio.Task[None] | None = None  # the event loop's next check
         self._events_high = 0  # highest event id seen
         self._seen: set[int] = set()  # event ids seen above _events_high - lookback
         self._assignments_high = 0  # highest assignment id seen
@@ -158,6 +161,24 @@ class ReadingBoard:
         with self._lock:
             self._loaded_at = None
             self._checked_from = -math.inf
+
+    async def current_soon(self, sessions: sessionmaker[Session]) -> Board:
+        """``current`` for the event loop: the request waits for a check that begins after
+        it arrived, run in a worker thread on a session of its own; the requests of a
+        burst share one or two checks, and none of them holds a thread meanwhile."""
+        arrived = self.monotonic()
+        while self._checked_from < arrived:
+            loop = asyncio.get_running_loop()
+            pending = self._pending
+            if pending is None or pending.done() or pending.get_loop() is not loop:
+                pending = loop.create_task(run_in_threadpool(self._check_alone, sessions))
+                self._pending = pending
+            await asyncio.shield(pending)  # a request that goes away leaves the check
+        return self._board
+
+    def _check_alone(self, sessions: sessionmaker[Session]) -> None:
+        with sessions() as session:
+            self.current(session)
 
     def current(self, session: Session) -> Board:
         """The board with every change committed before this call, checked on the

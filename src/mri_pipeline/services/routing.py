@@ -125,7 +125,7 @@ class RoutingDesk:
         self.site = site
         self.batch = batch
 
-    def team(self, session: Session, now: datetime) -> list[Radiologist]:
+    def team(self, session: Session | None, now: datetime) -> list[Radiologist]:
         return self.roster.team(session, now.astimezone(self.zone).date(), self.zone)
 
     def facts(self, session: Session, study: ReceivedStudy) -> StudyToRoute | None:

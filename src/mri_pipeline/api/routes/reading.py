@@ -61,8 +61,7 @@ class ReportIn(_In):
 
 
 @router.get("")
-def get_reading_list(
-    session: SessionDep,
+async def get_reading_list(
     runtime: RuntimeDep,
     principal: PrincipalDep,
     radiologist: Annotated[str | None, Query(pattern=r"^[a-z][a-z0-9._-]{1,31}$")] = None,
@@ -70,7 +69,7 @@ def get_reading_list(
     """Your studies in hand, most urgent and earliest deadline first, with the time
     left, and the study you would take next from the unassigned list."""
     key = acting_radiologist(principal, radiologist, admin_may_name=True)
-    return runtime.reading_room().reading_list(session, key)
+    return await runtime.reading_room().reading_list_soon(runtime.sessions, key)
 
 
 class SendIn(_In):
