@@ -4,6 +4,7 @@ reconciliation queues of studies and MPPS that matched no order)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
@@ -24,6 +25,7 @@ from mri_pipeline.domain.reading import IN_HAND, AssignmentState, describe_time_
 from mri_pipeline.domain.steps import StepStatus
 from mri_pipeline.domain.turnaround import Interval
 from mri_pipeline.services.examinations import reconciliation_queue
+from mri_pipeline.services.reading_board import Board, OpenStudy
 from mri_pipeline.services.studies import studies_for_a_person
 
 # An order still waits for its scan while one of its steps can still be performed.
@@ -102,61 +104,39 @@ def report_turnarounds(session: Session, since: datetime) -> list[Interval]:
     ]
 
 
-def _queue_rows(session: Session, *conditions: Any) -> list[dict[str, Any]]:
-    rows = session.execute(
-        select(
-            Assignment,
-            ReceivedStudy.study_instance_uid,
-            ReceivedStudy.accession_number,
-            ReceivedStudy.patient_id,
-            ReceivedStudy.completed_at,
-            RequestedProcedure.protocol_code,
-        )
-        .join(ReceivedStudy, ReceivedStudy.id == Assignment.study_pk)
-        .outerjoin(RequestedProcedure, RequestedProcedure.id == ReceivedStudy.procedure_pk)
-        .where(*conditions)
-        .order_by(Assignment.priority_rank.desc(), Assignment.deadline, Assignment.id)
-    ).all()
-    return [
-        {
-            "study_instance_uid": uid,
-            "accession_number": accession,
-            "patient_id": patient_id,
-            "protocol_code": protocol_code,
-            "priority": row.priority,
-            "state": row.state,
-            "radiologist": row.radiologist_key,
-            "reason": row.reason,
-            "completed_at": completed_at,
-            "deadline": row.deadline,
-            "escalate_at": row.escalate_at,
-        }
-        for row, uid, accession, patient_id, completed_at, protocol_code in rows
-    ]
-
-
-def _with_time_left(rows: list[dict[str, Any]], now: datetime) -> list[dict[str, Any]]:
+def _listed(rows: Iterable[OpenStudy], now: datetime) -> list[dict[str, Any]]:
+    listed = []
     for row in rows:
-        left = time_left(row["deadline"], now)
-        row["time_left"] = describe_time_left(left)
-        row["overdue"] = left.total_seconds() < 0
-        row["at_risk"] = now >= row["escalate_at"]
-    return rows
+        left = time_left(row.deadline, now)
+        listed.append(
+            {
+                "study_instance_uid": row.study_instance_uid,
+                "accession_number": row.accession_number,
+                "patient_id": row.patient_id,
+                "protocol_code": row.protocol_code,
+                "priority": row.priority,
+                "state": row.state,
+                "radiologist": row.radiologist_key,
+                "reason": row.reason,
+                "completed_at": row.completed_at,
+                "deadline": row.deadline,
+                "escalate_at": row.escalate_at,
+                "time_left": describe_time_left(left),
+                "overdue": left.total_seconds() < 0,
+                "at_risk": now >= row.escalate_at,
+            }
+        )
+    return listed
 
 
-def unassigned(session: Session, now: datetime) -> list[dict[str, Any]]:
+def unassigned(board: Board, now: datetime) -> list[dict[str, Any]]:
     """Routed studies nobody holds: the unassigned list, most urgent first."""
-    return _with_time_left(
-        _queue_rows(session, Assignment.state == AssignmentState.UNASSIGNED.value), now
-    )
+    return _listed(board.pool, now)
 
 
-def at_risk(session: Session, now: datetime) -> list[dict[str, Any]]:
+def at_risk(board: Board, now: datetime) -> list[dict[str, Any]]:
     """Studies not yet reported whose escalation point has passed, most urgent first."""
-    return _with_time_left(
-        _queue_rows(session, Assignment.state.in_(OPEN_ASSIGNMENT), Assignment.escalate_at <= now),
-        now,
-    )
+    return _listed((row for row in board.everything() if row.escalate_at <= now), now)
 
 
 def reconciliation(session: Session) -> dict[str, list[dict[str, Any]]]:

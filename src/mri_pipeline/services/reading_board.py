@@ -92,6 +92,10 @@ class Board:
     def in_hand(self, key: str) -> tuple[OpenStudy, ...]:
         return self.holding.get(key, ())
 
+    def everything(self) -> tuple[OpenStudy, ...]:
+        """Every open study, in queue order."""
+        return _queue([*(row for rows in self.holding.values() for row in rows), *self.pool])
+
 
 EMPTY = Board({}, ())
 

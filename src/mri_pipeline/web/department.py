@@ -274,9 +274,10 @@ def get_department(
     allow(principal, Area.DEPARTMENT)
     now = runtime.clock()
     zone = ZoneInfo(runtime.settings.clinic_timezone)
+    board = runtime.reading_board.current(session)
     queues = {
-        "at_risk": department.at_risk(session, now),
-        "unassigned": department.unassigned(session, now),
+        "at_risk": department.at_risk(board, now),
+        "unassigned": department.unassigned(board, now),
         **department.reconciliation(session),
     }
     return render(
