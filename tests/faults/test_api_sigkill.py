@@ -43,7 +43,7 @@ from tests.faults.scene import (
 )
 from tests.integration.api_tools import token_for
 from tests.integration.orthanc_tools import NEEDS_ORTHANC
-from tests.integration.test_routing_assignment import ready_study
+from tests.integration.test_routing_assignment import claimed_by, ready_study
 from tests.integration.worker_processes import Worker, spawn, stop, wait_for
 
 pytestmark = [
@@ -185,16 +185,10 @@ def test_api_and_routing_killed_mid_pass_assign_and_claim_each_study_once(
                 for done in reading:
                     done.result(timeout=30)
             with runtime.sessions() as session:
-                holders = dict(
-                    session.execute(
-                        select(ReceivedStudy.study_instance_uid, Assignment.radiologist_key)
-                        .join(Assignment, Assignment.study_pk == ReceivedStudy.id)
-                        .where(
-                            ReceivedStudy.accession_number.in_(accessions),
-                            ReceivedStudy.routed_at.is_not(None),
-                            Assignment.state == "claimed",
-                        )
-                    ).all()
+                holders = claimed_by(
+                    session,
+                    ReceivedStudy.accession_number.in_(accessions),
+                    ReceivedStudy.routed_at.is_not(None),
                 )
                 assignments = count(session, Assignment)
                 events = list(

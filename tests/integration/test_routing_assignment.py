@@ -5,7 +5,8 @@ from __future__ import annotations
 import threading
 from datetime import datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import ColumnElement, func, select
+from sqlalchemy.orm import Session
 
 from mri_pipeline.db.models import Assignment, ReceivedStudy, RequestedProcedure, StepEvent
 from mri_pipeline.runtime import Runtime
@@ -26,6 +27,17 @@ def ready_study(
         ).scalar_one()
         session.add(received_study(procedure, completed_at))
     return accession
+
+
+def claimed_by(session: Session, *where: ColumnElement[bool]) -> dict[str, str | None]:
+    """Each claimed study among ``where``'s and the radiologist reading it."""
+    return dict(
+        session.execute(
+            select(ReceivedStudy.study_instance_uid, Assignment.radiologist_key)
+            .join(Assignment, Assignment.study_pk == ReceivedStudy.id)
+            .where(*where, Assignment.state == "claimed")
+        ).all()
+    )
 
 
 def desk(runtime: Runtime) -> RoutingDesk:

@@ -37,7 +37,7 @@ from tests.integration.api_tools import token_for
 from tests.integration.orthanc_tools import NEEDS_ORTHANC, orthanc_get, start_orthanc, storescu
 from tests.integration.test_ingest import plan
 from tests.integration.test_mwl_scp import book
-from tests.integration.test_routing_assignment import ready_study
+from tests.integration.test_routing_assignment import claimed_by, ready_study
 from tests.integration.worker_processes import Worker, answers_health, spawn, stop, wait_for
 
 pytestmark = [
@@ -318,16 +318,7 @@ def test_two_api_workers_give_each_contested_study_to_one_radiologist(site: Site
             winners[uid] = (winner, worker)
 
     with runtime.sessions() as session:
-        holders = dict(
-            session.execute(
-                select(ReceivedStudy.study_instance_uid, Assignment.radiologist_key)
-                .join(Assignment, Assignment.study_pk == ReceivedStudy.id)
-                .where(
-                    ReceivedStudy.study_instance_uid.in_(uids),
-                    Assignment.state == "claimed",
-                )
-            ).all()
-        )
+        holders = claimed_by(session, ReceivedStudy.study_instance_uid.in_(uids))
         claimed = [
             tuple(row)
             for row in session.execute(
