@@ -119,6 +119,18 @@ def describe_time_left(left: timedelta) -> str:
     return f"{text} overdue" if left < timedelta(0) else f"{text} left"
 
 
+def countdown(deadline: datetime, escalate_at: datetime, now: datetime) -> dict[str, object]:
+    """How a list shows a study's deadline: the deadline, the seconds and words left
+    (negative and "overdue" once passed), and whether it is at risk."""
+    left = time_left(deadline, now)
+    return {
+        "deadline": deadline,
+        "time_left_s": int(left.total_seconds()),
+        "time_left": describe_time_left(left),
+        "at_risk": now >= escalate_at,
+    }
+
+
 def escalate(
     study: StudyToRoute,
     holder: str | None,

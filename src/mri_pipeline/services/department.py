@@ -21,7 +21,7 @@ from mri_pipeline.db.models import (
     ScheduledStep,
 )
 from mri_pipeline.domain.protocols import Priority
-from mri_pipeline.domain.reading import IN_HAND, AssignmentState, describe_time_left, time_left
+from mri_pipeline.domain.reading import IN_HAND, AssignmentState, countdown
 from mri_pipeline.domain.steps import StepStatus
 from mri_pipeline.domain.turnaround import Interval
 from mri_pipeline.services.examinations import reconciliation_queue
@@ -105,28 +105,23 @@ def report_turnarounds(session: Session, since: datetime) -> list[Interval]:
 
 
 def _listed(rows: Iterable[OpenStudy], now: datetime) -> list[dict[str, Any]]:
-    listed = []
-    for row in rows:
-        left = time_left(row.deadline, now)
-        listed.append(
-            {
-                "study_instance_uid": row.study_instance_uid,
-                "accession_number": row.accession_number,
-                "patient_id": row.patient_id,
-                "protocol_code": row.protocol_code,
-                "priority": row.priority,
-                "state": row.state,
-                "radiologist": row.radiologist_key,
-                "reason": row.reason,
-                "completed_at": row.completed_at,
-                "deadline": row.deadline,
-                "escalate_at": row.escalate_at,
-                "time_left": describe_time_left(left),
-                "overdue": left.total_seconds() < 0,
-                "at_risk": now >= row.escalate_at,
-            }
-        )
-    return listed
+    return [
+        {
+            "study_instance_uid": row.study_instance_uid,
+            "accession_number": row.accession_number,
+            "patient_id": row.patient_id,
+            "protocol_code": row.protocol_code,
+            "priority": row.priority,
+            "state": row.state,
+            "radiologist": row.radiologist_key,
+            "reason": row.reason,
+            "completed_at": row.completed_at,
+            "escalate_at": row.escalate_at,
+            **countdown(row.deadline, row.escalate_at, now),
+            "overdue": row.deadline < now,
+        }
+        for row in rows
+    ]
 
 
 def unassigned(board: Board, now: datetime) -> list[dict[str, Any]]:

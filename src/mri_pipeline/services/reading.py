@@ -34,6 +34,7 @@ from mri_pipeline.domain.reading import (
     ReportStatus,
     check_claim,
     check_report,
+    countdown,
     describe_time_left,
     time_left,
 )
@@ -193,7 +194,7 @@ class ReadingRoom:
                 "protocol": self._protocol_meaning(row.protocol_code),
                 "indication": row.indication,
                 "red_flags": self._red_flags(row.indication, list(row.red_flags)),
-                **self._timing(row, now),
+                **countdown(row.deadline, row.escalate_at, now),
                 "state": row.state,
                 "reason": row.reason,
                 "completed_at": row.completed_at,
@@ -251,16 +252,6 @@ class ReadingRoom:
     def _protocol_meaning(self, code: str | None) -> str | None:
         protocol = self.catalogue.find_protocol(code)
         return protocol.meaning if protocol is not None else code
-
-    @staticmethod
-    def _timing(row: Assignment | OpenStudy, now: datetime) -> dict[str, Any]:
-        left = time_left(row.deadline, now)
-        return {
-            "deadline": row.deadline,
-            "time_left_s": int(left.total_seconds()),
-            "time_left": describe_time_left(left),
-            "at_risk": now >= row.escalate_at,
-        }
 
     # -- acting ---------------------------------------------------------------------
 
@@ -495,7 +486,7 @@ class ReadingRoom:
     def _assignment(self, row: Assignment | None, now: datetime) -> dict[str, Any] | None:
         if row is None:
             return None
-        view = {
+        view: dict[str, Any] = {
             "radiologist": row.radiologist_key,
             "state": row.state,
             "reason": row.reason,
@@ -507,7 +498,7 @@ class ReadingRoom:
             "escalated_at": row.escalated_at,
         }
         if row.state != AssignmentState.FINAL:
-            view.update(self._timing(row, now))
+            view.update(countdown(row.deadline, row.escalate_at, now))
         else:
             view["deadline"] = row.deadline
         return view
